@@ -1,0 +1,1 @@
+"""Madoguchi's HTTP API and pages (FastAPI)."""

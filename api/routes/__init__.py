@@ -1,0 +1,1 @@
+"""One router per audience: chat (residents), staff, health, pages."""

@@ -1,0 +1,2 @@
+"""Rasa custom actions, one module per feature. Served by ``python -m rasa_sdk
+--actions assistant.actions`` in the main environment (where the engine lives)."""

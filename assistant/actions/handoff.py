@@ -1,0 +1,92 @@
+"""Handing the conversation to a person, with the whole context in a ticket."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from assistant.actions import runtime
+from assistant.engine import Decision
+from knowledge.store import open_db
+from knowledge.tickets import open_ticket
+
+HANDOFF_OPEN = "担当の職員がこのチャットでお返事します。画面を開いたまま、しばらくお待ちください。"
+HANDOFF_CLOSED = (
+    "ただいま受付時間外です。担当の職員が{hours}にこのチャットでお返事します"
+    "（{closed}はお休みです）。"
+)
+
+
+def transcript(tracker: Tracker) -> list[dict[str, Any]]:
+    """The conversation so far, with what NLU understood of each resident message."""
+    turns = []
+    for event in tracker.events:
+        if event.get("event") == "user":
+            parse = event.get("parse_data") or {}
+            turns.append(
+                {
+                    "role": "resident",
+                    "text": event.get("text") or "",
+                    "at": event.get("timestamp"),
+                    "intent": (parse.get("intent") or {}).get("name"),
+                    "intent_ranking": [
+                        {"name": r.get("name"), "confidence": round(r.get("confidence", 0.0), 4)}
+                        for r in (parse.get("intent_ranking") or [])[:5]
+                    ],
+                }
+            )
+        elif event.get("event") == "bot":
+            custom = (event.get("data") or {}).get("custom") or {}
+            text = event.get("text") or (custom.get("madoguchi") or {}).get("text")
+            if text:
+                turns.append({"role": "assistant", "text": text, "at": event.get("timestamp")})
+    return turns
+
+
+def hand_off(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    *,
+    reason: str,
+    decision: Decision | None,
+) -> list[EventType]:
+    city = runtime.city()
+    now = dt.datetime.now()
+    if city.is_open(now):
+        reply = HANDOFF_OPEN
+    else:
+        reply = HANDOFF_CLOSED.format(hours=city.hours_text, closed=city.closed_text)
+    turns = transcript(tracker)
+    turns.append({"role": "assistant", "text": reply, "at": now.timestamp()})
+    db = open_db(runtime.settings().database_path)
+    try:
+        ticket = open_ticket(
+            db,
+            session_id=tracker.sender_id,
+            reason=reason,
+            transcript=turns,
+            candidates=runtime.candidates_payload(decision) if decision else [],
+            channel=(tracker.get_latest_input_channel() or "web"),
+        )
+    finally:
+        db.close()
+    runtime.say(dispatcher, reply, "handoff", handoff_id=ticket.id, reason=reason)
+    return []
+
+
+class ActionHandoff(Action):
+    """The resident asked for a person, or none of the offered entries fit."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        reason = "none_of_these" if intent == "none_of_these" else "requested_human"
+        return hand_off(dispatcher, tracker, reason=reason, decision=None)

@@ -1,0 +1,227 @@
+"""The ``madoguchi`` command: a thin edge over the knowledge and assistant libraries.
+
+Library errors become one ``error: ...`` line on stderr and exit status 1; usage errors
+exit with status 2 (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from assistant.config import ConfigError, Settings
+
+MAX_BATCH_TEXT = 2000
+
+
+class CliError(Exception):
+    """A problem with the command's input; the message says what and where."""
+
+
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_encoder_build(args: argparse.Namespace) -> int:
+    from assistant.encoder import build_encoder
+
+    target = Path(args.output) if args.output else _settings().encoder_path
+    build_encoder(target)
+    print(f"encoder written to {target}")
+    return 0
+
+
+def cmd_kb_import(args: argparse.Namespace) -> int:
+    from knowledge.io import import_entries
+    from knowledge.store import open_db
+
+    db = open_db(_settings().database_path)
+    report = import_entries(
+        db,
+        Path(args.path),
+        args.format,
+        publish=args.publish,
+        progress=lambda items: tqdm(items, desc="import", unit="entry"),
+    )
+    print(report.summary())
+    return 0
+
+
+def cmd_kb_export(args: argparse.Namespace) -> int:
+    from knowledge.io import export_entries
+    from knowledge.store import open_db
+
+    count = export_entries(open_db(_settings().database_path), Path(args.path), args.format)
+    print(f"exported {count} entries to {args.path}")
+    return 0
+
+
+def cmd_index_build(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+
+    engine = Engine.load(
+        _settings(),
+        force_rebuild=args.force,
+        progress=lambda items: tqdm(items, desc="index", unit="entry"),
+    )
+    print(
+        f"index: {engine.dense.entry_count()} entries, "
+        f"knowledge revision {engine.dense.knowledge_revision}, "
+        f"encoder {engine.dense.encoder_fingerprint}"
+    )
+    return 0
+
+
+def _decision_json(query_id, decision) -> dict:
+    return {
+        "id": query_id,
+        "decision": decision.kind,
+        "confidence": decision.confidence,
+        "results": [
+            {"entry_id": c.entry_id, "revision": c.revision, "score": c.score}
+            for c in decision.candidates
+        ],
+    }
+
+
+def _read_batch(path: Path) -> list[tuple[object, str]]:
+    if not path.is_file():
+        raise CliError(f"{path} is not a file")
+    queries, problems = [], []
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as error:
+        raise CliError(f"{path} is not UTF-8 text ({error.reason})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{where}: not valid JSON ({error.msg})")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f'{where}: each line must be an object with "id" and "text"')
+            continue
+        if "id" not in record or not isinstance(record["id"], (str, int)):
+            problems.append(f'{where}: "id" is required and must be a string or integer')
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f'{where}: "text" is required and must be non-empty text')
+        elif len(text) > MAX_BATCH_TEXT:
+            problems.append(f'{where}: "text" is {len(text)} characters; limit {MAX_BATCH_TEXT}')
+        else:
+            queries.append((record.get("id"), text))
+    if problems:
+        raise CliError("batch file rejected:\n" + "\n".join(f"  - {p}" for p in problems))
+    return queries
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+
+    if bool(args.text) == bool(args.batch):
+        raise CliError("give either TEXT or --batch FILE")
+    queries = _read_batch(Path(args.batch)) if args.batch else None
+    if args.text is not None and not args.text.strip():
+        raise CliError("TEXT must not be empty")
+    engine = Engine.load(_settings())
+    if queries is not None:
+        out = sys.stdout
+        for query_id, text in queries:
+            decision = engine.search(text, as_of=args.as_of, top_k=args.top_k)
+            out.write(json.dumps(_decision_json(query_id, decision), ensure_ascii=False) + "\n")
+        return 0
+    decision = engine.search(args.text, as_of=args.as_of, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(_decision_json(None, decision) | {"query": args.text}, ensure_ascii=False))
+        return 0
+    print(f"{decision.kind} (confidence {decision.confidence:.3f})")
+    for rank, c in enumerate(decision.candidates, start=1):
+        print(f"{rank}. {c.entry_id} r{c.revision}  {c.score:.3f}  {c.title}")
+    if decision.kind == "answer":
+        print()
+        print(engine.entry(decision.candidates[0].entry_id).answer)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from assistant.launcher import Stack
+
+    return Stack(_settings()).run_forever()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="madoguchi", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    encoder = commands.add_parser("encoder", help="the sentence encoder").add_subparsers(
+        dest="action", required=True
+    )
+    build = encoder.add_parser("build", help="build the default encoder from ja-ginza vectors")
+    build.add_argument("--output", help="directory (default: MADOGUCHI_HOME/encoder)")
+    build.set_defaults(func=cmd_encoder_build)
+
+    kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(
+        dest="action", required=True
+    )
+    kb_import = kb.add_parser("import", help="import entries (all or nothing)")
+    kb_import.add_argument("path")
+    kb_import.add_argument("--format", required=True, choices=["jsonl", "yaml"])
+    kb_import.add_argument("--publish", action="store_true", help="publish what is imported")
+    kb_import.set_defaults(func=cmd_kb_import)
+    kb_export = kb.add_parser("export", help="export every entry, in a stable order")
+    kb_export.add_argument("path")
+    kb_export.add_argument("--format", required=True, choices=["jsonl", "yaml"])
+    kb_export.set_defaults(func=cmd_kb_export)
+
+    index = commands.add_parser("index", help="the search index").add_subparsers(
+        dest="action", required=True
+    )
+    index_build = index.add_parser("build", help="build the index if it is stale")
+    index_build.add_argument("--force", action="store_true", help="rebuild even if current")
+    index_build.set_defaults(func=cmd_index_build)
+
+    search = commands.add_parser("search", help="ask the engine, as the chat would")
+    search.add_argument("text", nargs="?")
+    search.add_argument("--batch", metavar="FILE.jsonl", help='lines of {"id", "text"}')
+    search.add_argument("--top-k", type=int, default=5, choices=range(1, 101), metavar="N")
+    search.add_argument("--as-of", type=_date, help="answer as on this date (YYYY-MM-DD)")
+    search.add_argument("--json", action="store_true", help="print JSON")
+    search.set_defaults(func=cmd_search)
+
+    serve = commands.add_parser("serve", help="start Rasa, the action server and the API")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    from assistant.errors import EncoderError, IndexUnavailable
+    from knowledge.model import KnowledgeError
+
+    try:
+        return args.func(args)
+    except (CliError, ConfigError, KnowledgeError, EncoderError, IndexUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Settings, read once from an environment mapping, failing loudly on bad values.
+
+``Settings.from_env(os.environ)`` in programs; ``Settings.from_env({...})`` in tests.
+Every setting is named ``MADOGUCHI_*``; an invalid value stops start-up with a message
+that names the setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# The repository root: the packages are installed editable, so this is the checkout.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}={raw!r} is not a TCP port (1-65535)")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    encoder_path: Path
+    api_port: int = 8000
+    rasa_port: int = 5005
+    action_port: int = 5055
+    # Decision thresholds on the engine's confidence (see assistant.engine).
+    answer_threshold: float = 0.65
+    clarify_threshold: float = 0.45
+    # Below this gap between the best two entries the engine asks which one is meant.
+    tie_margin: float = 0.03
+    rasa_timeout_s: float = 10.0
+
+    @property
+    def database_path(self) -> Path:
+        return self.home / "madoguchi.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def rasa_dir(self) -> Path:
+        return self.home / "rasa"
+
+    @property
+    def rasa_model_path(self) -> Path:
+        return self.rasa_dir / "models" / "madoguchi.tar.gz"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        home = Path(env.get("MADOGUCHI_HOME") or PROJECT_ROOT / "var").resolve()
+        encoder = env.get("MADOGUCHI_ENCODER")
+        answer = _float(env, "MADOGUCHI_ANSWER_THRESHOLD", cls.answer_threshold, 0.0, 1.0)
+        clarify = _float(env, "MADOGUCHI_CLARIFY_THRESHOLD", cls.clarify_threshold, 0.0, 1.0)
+        if clarify > answer:
+            raise ConfigError(
+                f"MADOGUCHI_CLARIFY_THRESHOLD={clarify} must not exceed "
+                f"MADOGUCHI_ANSWER_THRESHOLD={answer}"
+            )
+        return cls(
+            home=home,
+            encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
+            api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
+            rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
+            action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),
+            answer_threshold=answer,
+            clarify_threshold=clarify,
+            tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
+            rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
+        )

@@ -1,0 +1,129 @@
+"""The dense index: one vector per phrasing (title, questions, answer) in FAISS.
+
+Persisted as one file, ``index.bin`` (a JSON header, then FAISS's own serialization),
+written to a temporary name and renamed, so a reader never sees half an index. The
+header records the knowledge revision and encoder fingerprint it was built from; the
+engine rebuilds when either disagrees with what is current.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from assistant.errors import IndexUnavailable
+
+INDEX_FILE = "index.bin"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Row:
+    entry_id: str
+    kind: str  # "title" | "question" | "answer"
+
+
+@dataclass
+class DenseIndex:
+    faiss_index: faiss.IndexIDMap2
+    rows: dict[int, Row]
+    knowledge_revision: int
+    encoder_fingerprint: str
+
+    @classmethod
+    def empty(cls, dimension: int, knowledge_revision: int, fingerprint: str) -> DenseIndex:
+        return cls(
+            faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)), {}, knowledge_revision, fingerprint
+        )
+
+    @property
+    def dimension(self) -> int:
+        return self.faiss_index.d
+
+    def entry_count(self) -> int:
+        return len({row.entry_id for row in self.rows.values()})
+
+    def add(self, entry_id: str, kinds: list[str], vectors: np.ndarray) -> None:
+        """Replace the entry's vectors with these."""
+        self.remove(entry_id)
+        start = max(self.rows, default=-1) + 1
+        ids = np.arange(start, start + len(kinds), dtype="int64")
+        self.faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), ids)
+        for row_id, kind in zip(ids.tolist(), kinds, strict=True):
+            self.rows[row_id] = Row(entry_id, kind)
+
+    def remove(self, entry_id: str) -> None:
+        ids = [row_id for row_id, row in self.rows.items() if row.entry_id == entry_id]
+        if ids:
+            self.faiss_index.remove_ids(np.array(ids, dtype="int64"))
+            for row_id in ids:
+                del self.rows[row_id]
+
+    def search(self, vector: np.ndarray, limit: int) -> list[tuple[Row, float]]:
+        if self.faiss_index.ntotal == 0:
+            return []
+        limit = min(limit, self.faiss_index.ntotal)
+        scores, ids = self.faiss_index.search(
+            np.ascontiguousarray(vector.reshape(1, -1), dtype="float32"), limit
+        )
+        return [
+            (self.rows[int(row_id)], float(score))
+            for score, row_id in zip(scores[0], ids[0], strict=True)
+            if row_id >= 0
+        ]
+
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        header = json.dumps(
+            {
+                "format": FORMAT_VERSION,
+                "knowledge_revision": self.knowledge_revision,
+                "encoder_fingerprint": self.encoder_fingerprint,
+                "rows": {str(k): [v.entry_id, v.kind] for k, v in sorted(self.rows.items())},
+            },
+            ensure_ascii=False,
+        ).encode()
+        body = faiss.serialize_index(self.faiss_index).tobytes()
+        target = directory / INDEX_FILE
+        staging = directory / f".{INDEX_FILE}.{os.getpid()}.tmp"
+        with open(staging, "wb") as out:
+            out.write(struct.pack("<Q", len(header)))
+            out.write(header)
+            out.write(body)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(staging, target)
+        return target
+
+    @classmethod
+    def load(cls, directory: Path) -> DenseIndex:
+        path = directory / INDEX_FILE
+        if not path.is_file():
+            raise IndexUnavailable(f"no index at {path}: run `madoguchi index build`")
+        try:
+            data = path.read_bytes()
+            (length,) = struct.unpack("<Q", data[:8])
+            header = json.loads(data[8 : 8 + length].decode())
+            if header.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {header.get('format')!r}, expected {FORMAT_VERSION}")
+            body = np.frombuffer(data[8 + length :], dtype="uint8")
+            faiss_index = faiss.deserialize_index(body)
+            if not isinstance(faiss_index, faiss.IndexIDMap2):
+                raise ValueError(f"holds a {type(faiss_index).__name__}, not an id-mapped index")
+            rows = {int(k): Row(v[0], v[1]) for k, v in header["rows"].items()}
+            if faiss_index.ntotal != len(rows):
+                raise ValueError(f"{faiss_index.ntotal} vectors but {len(rows)} rows")
+        except Exception as error:  # any damage to the file means the same: rebuild it
+            raise IndexUnavailable(f"index at {path} is unreadable ({error}); rebuild it") from None
+        return cls(
+            faiss_index,
+            rows,
+            int(header["knowledge_revision"]),
+            str(header["encoder_fingerprint"]),
+        )

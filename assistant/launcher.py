@@ -1,0 +1,247 @@
+"""Start the Rasa server, the action server and the API; stop them all together.
+
+Used by ``madoguchi serve`` (``make run``) and by the end-to-end tests, so the tests run
+the stack exactly as an operator does. Each child logs to ``MADOGUCHI_HOME/logs``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from assistant.config import PROJECT_ROOT, Settings
+
+RASA_START_TIMEOUT_S = 240.0
+
+
+class StackError(RuntimeError):
+    """A service did not start; the message names it and its log file."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    log_path: Path
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+
+def rasa_executable() -> str:
+    configured = os.environ.get("MADOGUCHI_RASA_BIN")
+    return configured or str(PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa")
+
+
+def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
+    """Endpoints (our action server's port) and credentials (the REST channel)."""
+    settings.rasa_dir.mkdir(parents=True, exist_ok=True)
+    endpoints = settings.rasa_dir / "endpoints.yml"
+    endpoints.write_text(
+        f'action_endpoint:\n  url: "http://127.0.0.1:{settings.action_port}/webhook"\n',
+        encoding="utf-8",
+    )
+    credentials = settings.rasa_dir / "credentials.yml"
+    credentials.write_text("rest:\n", encoding="utf-8")
+    return endpoints, credentials
+
+
+class Stack:
+    def __init__(self, settings: Settings, env: dict[str, str] | None = None):
+        self.settings = settings
+        self.env = dict(os.environ if env is None else env)
+        self.env.update(
+            {
+                "MADOGUCHI_HOME": str(settings.home),
+                "MADOGUCHI_ENCODER": str(settings.encoder_path),
+                "MADOGUCHI_API_PORT": str(settings.api_port),
+                "MADOGUCHI_RASA_PORT": str(settings.rasa_port),
+                "MADOGUCHI_ACTION_PORT": str(settings.action_port),
+                "HF_HUB_OFFLINE": "1",
+                "TRANSFORMERS_OFFLINE": "1",
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        logs = settings.home / "logs"
+        if not settings.rasa_model_path.is_file():
+            raise StackError(
+                f"no trained Rasa model at {settings.rasa_model_path}: run `make setup`"
+            )
+        endpoints, credentials = write_rasa_files(settings)
+        host = self.env.get("MADOGUCHI_API_HOST", "127.0.0.1")
+        self.services = [
+            Service(
+                "actions",
+                [
+                    sys.executable,
+                    "-m",
+                    "rasa_sdk",
+                    "--actions",
+                    "assistant.actions",
+                    "--port",
+                    str(settings.action_port),
+                ],
+                f"http://127.0.0.1:{settings.action_port}/health",
+                logs / "actions.log",
+            ),
+            Service(
+                "rasa",
+                [
+                    rasa_executable(),
+                    "run",
+                    "--model",
+                    str(settings.rasa_model_path),
+                    "--endpoints",
+                    str(endpoints),
+                    "--credentials",
+                    str(credentials),
+                    "--port",
+                    str(settings.rasa_port),
+                    "--interface",
+                    "127.0.0.1",
+                ],
+                f"{settings.rasa_url}/",
+                logs / "rasa.log",
+            ),
+            Service(
+                "api",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    host,
+                    "--port",
+                    str(settings.api_port),
+                ],
+                f"http://127.0.0.1:{settings.api_port}/api/health",
+                logs / "api.log",
+            ),
+        ]
+
+    def check_ports(self) -> None:
+        """Fail before starting anything if a port is taken (say, by an earlier run)."""
+        for name, port, setting in (
+            ("api", self.settings.api_port, "MADOGUCHI_API_PORT"),
+            ("rasa", self.settings.rasa_port, "MADOGUCHI_RASA_PORT"),
+            ("actions", self.settings.action_port, "MADOGUCHI_ACTION_PORT"),
+        ):
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    raise StackError(
+                        f"port {port} for {name} is already in use; stop what holds it "
+                        f"or choose another with {setting}"
+                    ) from None
+
+    def start(self, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
+        """Start every service and wait until each answers its health check."""
+        self.check_ports()
+        for service in self.services:
+            service.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(service.log_path, "ab")
+            service.process = subprocess.Popen(
+                service.command,
+                cwd=PROJECT_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+            )
+            log.close()
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.services)
+        started = time.monotonic()
+        while pending:
+            for service in list(pending):
+                if service.process.poll() is not None:
+                    self.stop()
+                    raise StackError(
+                        f"{service.name} exited with status {service.process.returncode}; "
+                        f"see {service.log_path}"
+                    )
+                try:
+                    if httpx.get(service.health_url, timeout=2.0).status_code == 200:
+                        pending.remove(service)
+                        print(
+                            f"  {service.name} ready ({time.monotonic() - started:.0f} s)",
+                            flush=True,
+                        )
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(s.name for s in pending)
+                self.stop()
+                raise StackError(f"not healthy after {timeout_s:.0f} s: {names}")
+            if pending:
+                time.sleep(1.0)
+
+    def stop(self) -> None:
+        """SIGTERM every child (API first, Rasa, then actions), then SIGKILL stragglers."""
+        for service in reversed(self.services):
+            if service.process and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+        for service in reversed(self.services):
+            if service.process is None:
+                continue
+            try:
+                service.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait()
+
+    def urls(self) -> dict[str, str]:
+        base = f"http://127.0.0.1:{self.settings.api_port}"
+        return {
+            "住民向けチャット (resident chat)": f"{base}/",
+            "職員向け回答検索 (staff lookup)": f"{base}/staff",
+            "API ドキュメント (API docs)": f"{base}/docs",
+        }
+
+    def run_forever(self) -> int:
+        # SIGTERM (from a service manager) stops us like Ctrl-C does. SIGINT is set
+        # explicitly because a shell starting us in the background leaves it ignored.
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)
+        print("starting Madoguchi (Rasa takes about a minute)...", flush=True)
+        try:
+            self.start()
+        except StackError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            self.stop()
+            return 130
+        print("Madoguchi is running:")
+        for label, url in self.urls().items():
+            print(f"  {label}: {url}")
+        print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
+        try:
+            while True:
+                for service in self.services:
+                    if service.process.poll() is not None:
+                        print(
+                            f"error: {service.name} stopped unexpectedly; see {service.log_path}",
+                            file=sys.stderr,
+                        )
+                        return 1
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            print("\nstopping...", flush=True)
+            return 0
+        finally:
+            self.stop()

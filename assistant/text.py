@@ -1,0 +1,97 @@
+"""Japanese text analysis shared by the Rasa tokenizer, the encoder and the lexical index.
+
+Every component that turns Japanese text into words goes through :func:`analyze`, so the
+Rasa NLU pipeline, the dense encoder and the lexical index agree on what a word is.
+This module imports only SudachiPy; it must load in the Rasa environment too.
+"""
+
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sudachipy import Dictionary, SplitMode
+
+# Parts of speech that carry no topic: particles, auxiliaries, symbols, whitespace.
+# They stay in the Rasa tokens (DIET benefits from them) but are dropped from retrieval.
+_FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+
+# SudachiPy tokenizers are not thread-safe; FastAPI and the action server call us from
+# thread pools, so each thread gets its own tokenizer over one shared dictionary.
+_local = threading.local()
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One morpheme: its surface text, character offsets and normalized form."""
+
+    surface: str
+    start: int
+    end: int
+    normalized: str
+    pos: str
+
+    @property
+    def is_content(self) -> bool:
+        return self.pos not in _FUNCTION_POS
+
+
+@lru_cache(maxsize=1)
+def _dictionary() -> Dictionary:
+    return Dictionary(dict="core")
+
+
+def _tokenizer():
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _dictionary().create(mode=SplitMode.A)
+        _local.tokenizer = tokenizer
+    return tokenizer
+
+
+def normalize_text(text: str) -> str:
+    """NFKC, lower case, collapsed whitespace: the canonical form of a question."""
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
+
+
+def _normal_form(raw: str) -> str:
+    return unicodedata.normalize("NFKC", raw).lower()
+
+
+# Sudachi rejects inputs above about 49,000 bytes; we analyze longer text in pieces.
+_MAX_CHUNK_CHARS = 4000
+
+
+def analyze(text: str) -> list[Word]:
+    """Split ``text`` into morphemes with offsets into the original string.
+
+    Whitespace-only morphemes are dropped. Offsets always index ``text`` itself, so
+    entity annotations in Rasa stay aligned whatever full-width characters, emoji or
+    line breaks the text holds.
+    """
+    words: list[Word] = []
+    tokenizer = _tokenizer()
+    for offset in range(0, len(text), _MAX_CHUNK_CHARS):
+        chunk = text[offset : offset + _MAX_CHUNK_CHARS]
+        for morpheme in tokenizer.tokenize(chunk):
+            surface = morpheme.surface()
+            if not surface.strip():
+                continue
+            pos = morpheme.part_of_speech()[0]
+            words.append(
+                Word(
+                    surface=surface,
+                    start=offset + morpheme.begin(),
+                    end=offset + morpheme.end(),
+                    normalized=_normal_form(morpheme.normalized_form()),
+                    pos=pos,
+                )
+            )
+    return words
+
+
+def content_terms(text: str) -> list[str]:
+    """Normalized forms of the words that carry meaning, in order (for retrieval)."""
+    return [word.normalized for word in analyze(text) if word.is_content]

@@ -1,0 +1,1 @@
+"""Madoguchi's knowledge base: entries, storage, import/export and handoff tickets."""

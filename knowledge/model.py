@@ -1,0 +1,220 @@
+"""The knowledge entry and its validation.
+
+An entry is what a resident or a staff member gets as an answer: a curated text with the
+phrasings residents use to ask for it. Validation errors name the entry, the field and
+the reason, so an editor can fix a 2,000-line import file from the message alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
+STATUSES = ("draft", "published", "archived")
+
+MAX_TITLE = 200
+MAX_QUESTION = 500
+MAX_QUESTIONS = 100
+MAX_ANSWER = 10_000
+MAX_SHORT = 500
+MAX_LIST_ITEMS = 50
+
+# Field names in the import/export schema, in export order.
+REQUIRED_FIELDS = ("id", "title", "questions", "answer")
+OPTIONAL_TEXT_FIELDS = ("category", "department", "contact", "fees", "source_url")
+OPTIONAL_LIST_FIELDS = ("documents", "tags")
+SCHEMA_FIELDS = (
+    "id",
+    "title",
+    "category",
+    "department",
+    "contact",
+    "questions",
+    "answer",
+    "documents",
+    "fees",
+    "tags",
+    "staff_notes",
+    "source_url",
+    "valid_from",
+    "valid_until",
+)
+
+
+class KnowledgeError(Exception):
+    """Base class of the knowledge library's errors."""
+
+
+class InvalidEntry(KnowledgeError):
+    """An entry failed validation. ``problems`` lists (entry id, field, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]):
+        self.problems = problems
+        super().__init__(
+            "; ".join(f"entry {eid!r}, field {fld!r}: {why}" for eid, fld, why in problems)
+        )
+
+
+class EntryNotFound(KnowledgeError):
+    def __init__(self, entry_id: str):
+        self.entry_id = entry_id
+        super().__init__(f"no entry with id {entry_id!r}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    title: str
+    questions: tuple[str, ...]
+    answer: str
+    category: str = ""
+    department: str = ""
+    contact: str = ""
+    documents: tuple[str, ...] = ()
+    fees: str = ""
+    tags: tuple[str, ...] = ()
+    staff_notes: str = ""
+    source_url: str = ""
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    status: str = "draft"
+    revision: int = 0
+    updated_at: str = field(default="", compare=False)
+
+    def content(self) -> dict[str, Any]:
+        """The editable fields in schema order, as plain JSON-ready values."""
+        data = asdict(self)
+        return {
+            name: (
+                list(data[name])
+                if isinstance(data[name], tuple)
+                else data[name].isoformat()
+                if isinstance(data[name], dt.date)
+                else data[name]
+            )
+            for name in SCHEMA_FIELDS
+        }
+
+    def in_force(self, as_of: dt.date) -> bool:
+        """True when this entry may be answered on ``as_of``."""
+        if self.status != "published":
+            return False
+        if self.valid_from and as_of < self.valid_from:
+            return False
+        return not (self.valid_until and as_of > self.valid_until)
+
+
+def _text(value: Any, problems: list, eid: str, name: str, limit: int, required: bool) -> str:
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        problems.append((eid, name, f"must be text, got {type(value).__name__}"))
+        return ""
+    value = value.strip()
+    if required and not value:
+        problems.append((eid, name, "is required and must not be empty"))
+    if len(value) > limit:
+        problems.append((eid, name, f"is {len(value)} characters long; the limit is {limit}"))
+    return value
+
+
+def _text_list(
+    value: Any, problems: list, eid: str, name: str, limit: int, max_items: int, required: bool
+) -> tuple[str, ...]:
+    if value is None:
+        value = []
+    if not isinstance(value, list):
+        problems.append((eid, name, f"must be a list of text, got {type(value).__name__}"))
+        return ()
+    if required and not value:
+        problems.append((eid, name, "needs at least one item"))
+    if len(value) > max_items:
+        problems.append((eid, name, f"has {len(value)} items; the limit is {max_items}"))
+    items = []
+    for position, item in enumerate(value, start=1):
+        if not isinstance(item, str) or not item.strip():
+            problems.append((eid, name, f"item {position} must be non-empty text"))
+            continue
+        if len(item.strip()) > limit:
+            problems.append(
+                (eid, name, f"item {position} is {len(item.strip())} characters; limit {limit}")
+            )
+        items.append(item.strip())
+    return tuple(items)
+
+
+def _date(value: Any, problems: list, eid: str, name: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        problems.append((eid, name, "must be a date (YYYY-MM-DD), not a date and time"))
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    problems.append((eid, name, f"{value!r} is not a date in the form YYYY-MM-DD"))
+    return None
+
+
+def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -> Entry:
+    """Validate one entry in the import schema; raise :class:`InvalidEntry` listing all problems."""
+    if not isinstance(data, Mapping):
+        raise InvalidEntry([("?", "-", f"an entry must be an object, got {type(data).__name__}")])
+    raw_id = data.get("id")
+    eid = raw_id if isinstance(raw_id, str) and raw_id else "?"
+    problems: list[tuple[str, str, str]] = []
+    unknown = sorted(set(data) - set(SCHEMA_FIELDS))
+    for name in unknown:
+        problems.append((eid, name, "is not a known field"))
+    if not isinstance(raw_id, str) or not ID_PATTERN.match(raw_id):
+        problems.append(
+            (
+                eid,
+                "id",
+                "must be 1-80 lowercase letters, digits or hyphens, "
+                "starting with a letter or digit",
+            )
+        )
+    title = _text(data.get("title"), problems, eid, "title", MAX_TITLE, required=True)
+    questions = _text_list(
+        data.get("questions"), problems, eid, "questions", MAX_QUESTION, MAX_QUESTIONS, True
+    )
+    answer = _text(data.get("answer"), problems, eid, "answer", MAX_ANSWER, required=True)
+    if re.search(r"<\s*/?\s*[a-zA-Z!]", answer):
+        problems.append((eid, "answer", "must not contain HTML tags; use plain text or Markdown"))
+    texts = {
+        name: _text(data.get(name), problems, eid, name, MAX_SHORT, required=False)
+        for name in OPTIONAL_TEXT_FIELDS
+    }
+    lists = {
+        name: _text_list(data.get(name), problems, eid, name, MAX_SHORT, MAX_LIST_ITEMS, False)
+        for name in OPTIONAL_LIST_FIELDS
+    }
+    staff_notes = _text(data.get("staff_notes"), problems, eid, "staff_notes", MAX_ANSWER, False)
+    valid_from = _date(data.get("valid_from"), problems, eid, "valid_from")
+    valid_until = _date(data.get("valid_until"), problems, eid, "valid_until")
+    if valid_from and valid_until and valid_until < valid_from:
+        problems.append((eid, "valid_until", f"{valid_until} is before valid_from {valid_from}"))
+    if problems:
+        raise InvalidEntry(problems)
+    return Entry(
+        id=raw_id,
+        title=title,
+        questions=questions,
+        answer=answer,
+        staff_notes=staff_notes,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        status=status,
+        revision=revision,
+        **texts,
+        **lists,
+    )

@@ -1,0 +1,121 @@
+"""The engine over the starter entries: exact entries and decisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+
+import pytest
+
+from assistant.engine import Engine
+from knowledge.io import import_entries
+from knowledge.store import open_db
+
+
+@pytest.mark.parametrize(
+    "question, entry_id",
+    [
+        ("住民票の写しはどこで取れますか", "juminhyo-copy"),
+        ("引っ越してきました", "tennyu"),
+        ("国民健康保険料はコンビニで払えますか", "kokuho-premium-payment"),
+        ("会社を辞めたので国保に入りたい", "kokuho-join-leave"),
+        ("粗大ごみを出したい", "sodai-gomi"),
+        ("マイナンバーカードを作りたい", "mynumber-card"),
+        ("印鑑証明がほしい", "inkan-toroku"),
+        ("介護が必要になった", "kaigo-nintei"),
+        ("こんにちは、住民票を取りたい", "juminhyo-copy"),
+    ],
+)
+def test_answerable_questions_get_their_entry(shared_engine, question, entry_id):
+    decision = shared_engine.search(question)
+    assert decision.kind == "answer"
+    assert decision.best.entry_id == entry_id
+
+
+@pytest.mark.parametrize(
+    "question", ["明日の天気は？", "好きな食べ物は？", "ありがとう", "株価を教えて", "あいうえお"]
+)
+def test_out_of_scope_questions_are_handed_off(shared_engine, question):
+    assert shared_engine.search(question).kind == "handoff"
+
+
+def test_ambiguous_question_asks_which_entry(shared_engine):
+    decision = shared_engine.search("税金を払いたい")
+    assert decision.kind == "clarify"
+    assert {c.entry_id for c in decision.candidates[:2]} == {
+        "juminzei-payment",
+        "kokuho-premium-payment",
+    }
+
+
+def test_a_word_mentioned_only_in_an_answer_does_not_make_a_confident_answer(shared_engine):
+    # The 印鑑登録 answer lists パスポート as an ID document; it is not about passports.
+    assert shared_engine.search("パスポートを作りたい").kind != "answer"
+
+
+def test_empty_and_symbol_only_queries_hand_off(shared_engine):
+    assert shared_engine.search("").kind == "handoff"
+    assert shared_engine.search("？？？").kind == "handoff"
+
+
+def test_entries_outside_their_effective_dates_are_not_answered(starter_settings, tmp_path):
+    db = open_db(starter_settings.database_path)
+    path = tmp_path / "future.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "id": "dog-registration",
+                "title": "犬の登録",
+                "questions": ["犬の登録をしたい"],
+                "answer": "犬を飼い始めたら30日以内に登録してください。",
+                "valid_from": "2027-04-01",
+            },
+            ensure_ascii=False,
+        )
+        + "\n",
+        "utf-8",
+    )
+    import_entries(db, path, "jsonl", publish=True)
+    engine = Engine.load(starter_settings)
+    before = engine.search("犬の登録をしたい", as_of=dt.date(2027, 3, 31))
+    after = engine.search("犬の登録をしたい", as_of=dt.date(2027, 4, 1))
+    assert "dog-registration" not in [c.entry_id for c in before.candidates]
+    assert after.kind == "answer" and after.best.entry_id == "dog-registration"
+
+
+SCRIPT = """
+import json, os, sys
+from assistant.config import Settings
+from assistant.engine import Engine
+engine = Engine.load(Settings.from_env(os.environ))
+out = []
+for q in sys.argv[1:]:
+    d = engine.search(q)
+    out.append([d.kind, d.confidence, [(c.entry_id, c.revision, c.score) for c in d.candidates],
+                engine.entry(d.best.entry_id).answer if d.best else None])
+print(json.dumps(out, ensure_ascii=False))
+"""
+
+
+def test_same_results_across_processes(starter_settings):
+    questions = ["保険料の払い方", "粗大ごみ", "税金を払いたい", "明日の天気は？"]
+    env = {
+        "MADOGUCHI_HOME": str(starter_settings.home),
+        "MADOGUCHI_ENCODER": str(starter_settings.encoder_path),
+        "HF_HUB_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", SCRIPT, *questions],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert len(json.loads(runs[0])) == len(questions)

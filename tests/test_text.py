@@ -1,0 +1,31 @@
+from assistant.text import analyze, content_terms, normalize_text
+
+
+def test_offsets_index_the_original_text():
+    text = "住民票を\n取りたい😀 ＡＢＣ https://example.jp"
+    for word in analyze(text):
+        assert text[word.start : word.end] == word.surface
+
+
+def test_normalized_forms_fold_width_and_case():
+    assert content_terms("ＭＹナンバー") == content_terms("myナンバー")
+
+
+def test_function_words_are_not_content():
+    assert content_terms("住民票をください") == ["住民", "票", "下さる"]
+
+
+def test_whitespace_only_and_empty_give_no_words():
+    assert analyze("") == []
+    assert analyze(" \u3000\n\t") == []
+
+
+def test_long_text_is_analyzed_in_chunks_with_correct_offsets():
+    text = "保険料" * 3000  # 9,000 characters, beyond one Sudachi call
+    words = analyze(text)
+    assert words[-1].end == len(text)
+    assert all(text[w.start : w.end] == w.surface for w in words)
+
+
+def test_normalize_text():
+    assert normalize_text("  住民票　ＡＢＣ\n ") == "住民票 abc"
