@@ -11,8 +11,11 @@ export TRANSFORMERS_OFFLINE := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
 # Python 3.11 for the application, 3.10 for Rasa (Rasa 3.6 supports 3.10 at most).
-PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.11*/bin/python 2>/dev/null | tail -1)
-PYTHON310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10*/bin/python 2>/dev/null | tail -1)
+# Each candidate is run, not just found: a pyenv shim exists even when its version is off.
+find_python = $(shell for p in python$(1) $$HOME/.pyenv/versions/$(1).*/bin/python /usr/bin/python$(1); do \
+	"$$p" -c 'import sys; v = "%d.%d" % sys.version_info[:2]; print(sys.executable) if v == "$(1)" else sys.exit(1)' 2>/dev/null && break; done)
+PYTHON311 ?= $(call find_python,3.11)
+PYTHON310 ?= $(call find_python,3.10)
 
 VENV := .venv
 RASA_VENV := .venv-rasa
