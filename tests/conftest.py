@@ -25,6 +25,14 @@ def built_encoder() -> Path:
     return path
 
 
+def built_rasa_model() -> Path:
+    home = Path(os.environ.get("MADOGUCHI_HOME") or PROJECT_ROOT / "var")
+    path = home / "rasa" / "models" / "madoguchi.tar.gz"
+    if not path.is_file():
+        pytest.fail(f"no trained Rasa model at {path}: run `make setup` first")
+    return path
+
+
 def make_settings(home: Path, **env: str) -> Settings:
     return Settings.from_env(
         {"MADOGUCHI_HOME": str(home), "MADOGUCHI_ENCODER": str(built_encoder()), **env}

@@ -1,0 +1,72 @@
+"""The documentation lists every command, route and action; every intent has examples."""
+
+from __future__ import annotations
+
+import yaml
+
+from api.main import create_app
+from assistant.cli import build_parser
+from assistant.config import PROJECT_ROOT
+
+REFERENCE = (PROJECT_ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+TRAINING = PROJECT_ROOT / "training_data"
+
+
+def cli_commands() -> list[str]:
+    commands = []
+    top = build_parser()._subparsers._group_actions[0]
+    for name, parser in top.choices.items():
+        nested = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if nested:
+            commands += [f"madoguchi {name} {sub}" for sub in nested[0].choices]
+        else:
+            commands.append(f"madoguchi {name}")
+    return commands
+
+
+def test_every_cli_command_is_documented():
+    commands = cli_commands()
+    assert "madoguchi kb import" in commands
+    for command in commands:
+        assert f"`{command}" in REFERENCE, command
+
+
+def test_every_api_route_is_documented():
+    paths = {route.path for route in create_app().routes if hasattr(route, "methods")}
+    for path in paths - {"/openapi.json", "/docs/oauth2-redirect", "/redoc", "/static"}:
+        assert path in REFERENCE, path
+
+
+def test_readme_starts_with_run_then_test():
+    block = README.split("```sh", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert [line.split("#")[0].strip() for line in block] == ["make run", "make test"]
+
+
+def test_every_domain_action_has_a_class():
+    from rasa_sdk import Action
+
+    import assistant.actions.answer
+    import assistant.actions.handoff
+    import assistant.actions.smalltalk  # noqa: F401
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    names = {cls().name() for cls in subclasses(Action) if cls.__module__.startswith("assistant")}
+    domain = yaml.safe_load((TRAINING / "domain.yml").read_text(encoding="utf-8"))
+    assert set(domain["actions"]) == names
+
+
+def test_every_typed_intent_has_examples():
+    domain = yaml.safe_load((TRAINING / "domain.yml").read_text(encoding="utf-8"))
+    counts: dict[str, int] = {}
+    for path in (TRAINING / "nlu").glob("*.yml"):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            examples = [line for line in block["examples"].splitlines() if line.strip()]
+            counts[block["intent"]] = counts.get(block["intent"], 0) + len(examples)
+    button_only = {"choose_entry"}
+    for intent in set(domain["intents"]) - button_only:
+        assert counts.get(intent, 0) >= 8, intent

@@ -1,0 +1,148 @@
+"""End to end over HTTP: a real Rasa server, the real action server and the API,
+started on free ports by the same launcher `make run` uses."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import httpx
+import pytest
+
+from assistant.engine import Engine
+from assistant.launcher import Stack
+from knowledge.store import get_entry, open_db
+from knowledge.tickets import get_ticket, list_tickets
+from tests.conftest import STARTER, built_rasa_model, make_settings
+
+pytestmark = pytest.mark.e2e
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from knowledge.io import import_entries
+
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    api, rasa, action = free_ports(3)
+    settings = make_settings(
+        home,
+        MADOGUCHI_API_PORT=str(api),
+        MADOGUCHI_RASA_PORT=str(rasa),
+        MADOGUCHI_ACTION_PORT=str(action),
+    )
+    db = open_db(settings.database_path)
+    import_entries(db, STARTER, "yaml", publish=True)
+    db.close()
+    Engine.load(settings)  # build the index once, before the servers start
+    settings.rasa_model_path.parent.mkdir(parents=True)
+    shutil.copy(built_rasa_model(), settings.rasa_model_path)
+    running = Stack(settings)
+    running.start()
+    try:
+        yield settings, httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60)
+    finally:
+        running.stop()
+
+
+def say(client: httpx.Client, message: str, session_id: str | None = None) -> dict:
+    body = {"message": message} | ({"session_id": session_id} if session_id else {})
+    response = client.post("/api/chat", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_health_is_ok_with_every_component_up(stack):
+    _, client = stack
+    body = client.get("/api/health").json()
+    assert body["status"] == "ok", body
+    assert set(body["components"]) == {"database", "index", "encoder", "rasa"}
+
+
+def test_answerable_question_returns_the_entry_text_verbatim(stack):
+    settings, client = stack
+    reply = say(client, "住民票の写しはどこで取れますか")
+    entry = get_entry(open_db(settings.database_path), "juminhyo-copy")
+    assert reply["decision"] == "answer"
+    first = reply["replies"][0]
+    assert (first["entry_id"], first["revision"]) == ("juminhyo-copy", entry.revision)
+    assert first["text"] == entry.answer  # multi-paragraph, byte for byte
+    assert "\n\n" in first["text"]
+    assert reply["replies"][1]["text"].startswith("お問い合わせ先：市民課")
+
+
+def test_chat_and_staff_lookup_give_the_same_entry_and_text(stack):
+    _, client = stack
+    for question in [
+        "国民健康保険料はコンビニで払えますか",
+        "粗大ごみを出したい",
+        "引っ越してきました",
+    ]:
+        chat = say(client, question)
+        staff = client.get("/api/answers", params={"q": question}).json()
+        assert chat["decision"] == staff["decision"] == "answer"
+        assert chat["replies"][0]["entry_id"] == staff["results"][0]["entry_id"]
+        assert chat["replies"][0]["text"] == staff["results"][0]["answer"]
+
+
+def test_unanswerable_question_creates_a_ticket_with_the_context(stack):
+    settings, client = stack
+    greeting = say(client, "こんにちは")
+    assert greeting["decision"] == "smalltalk"
+    session = greeting["session_id"]
+    reply = say(client, "市営プールの営業時間を教えてください", session)
+    assert reply["decision"] == "handoff"
+    assert "職員" in reply["replies"][0]["text"]
+    ticket = get_ticket(open_db(settings.database_path), reply["handoff_id"])
+    assert ticket.session_id == session
+    assert ticket.reason == "no_confident_answer"
+    texts = [(turn["role"], turn["text"]) for turn in ticket.transcript]
+    assert texts[0] == ("resident", "こんにちは")
+    assert texts[1][0] == "assistant"
+    assert texts[2] == ("resident", "市営プールの営業時間を教えてください")
+    assert ticket.transcript[2]["intent_ranking"]
+    assert ticket.candidates and {"entry_id", "score"} <= set(ticket.candidates[0])
+
+    # While the ticket is open the assistant is silent; the message joins the ticket.
+    later = say(client, "まだですか？", session)
+    assert later == {
+        "session_id": session,
+        "decision": "handoff",
+        "replies": [],
+        "handoff_id": ticket.id,
+    }
+    assert get_ticket(open_db(settings.database_path), ticket.id).transcript[-1]["text"] == (
+        "まだですか？"
+    )
+
+
+def test_clarify_then_choose_an_entry(stack):
+    _, client = stack
+    reply = say(client, "税金を払いたい")
+    assert reply["decision"] == "clarify"
+    buttons = reply["replies"][0]["buttons"]
+    assert buttons[-1]["title"] == "どれにも当てはまらない"
+    chosen = say(client, buttons[0]["payload"], reply["session_id"])
+    assert chosen["decision"] == "answer"
+    assert chosen["replies"][0]["entry_id"] == "juminzei-payment"
+
+
+def test_asking_for_a_person_hands_off(stack):
+    settings, client = stack
+    reply = say(client, "人と話したい")
+    assert reply["decision"] == "handoff"
+    tickets = list_tickets(open_db(settings.database_path), status="open")
+    assert reply["handoff_id"] in [t.id for t in tickets]
+    assert get_ticket(open_db(settings.database_path), reply["handoff_id"]).reason == (
+        "requested_human"
+    )
