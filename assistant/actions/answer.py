@@ -43,6 +43,14 @@ def utter_choices(dispatcher: CollectingDispatcher, decision: Decision) -> list[
     return []
 
 
+def answer_if_confident(dispatcher: CollectingDispatcher, text: str) -> Decision:
+    """Search for ``text``; on an "answer" decision, send the entry. Returns the decision."""
+    decision = runtime.engine().search(text)
+    if decision.kind == "answer":
+        utter_entry(dispatcher, decision.candidates[0].entry_id, "answer")
+    return decision
+
+
 class ActionAnswer(Action):
     """Search the knowledge base for the resident's message and act on the decision."""
 
@@ -52,10 +60,9 @@ class ActionAnswer(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        text = tracker.latest_message.get("text") or ""
-        decision = runtime.engine().search(text)
+        decision = answer_if_confident(dispatcher, tracker.latest_message.get("text") or "")
         if decision.kind == "answer":
-            return utter_entry(dispatcher, decision.candidates[0].entry_id, "answer")
+            return [SlotSet("last_entry_id", decision.candidates[0].entry_id)]
         if decision.kind == "clarify":
             return utter_choices(dispatcher, decision)
         return hand_off(dispatcher, tracker, reason="no_confident_answer", decision=decision)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
-from assistant.actions.answer import utter_entry
+from assistant.actions.answer import answer_if_confident
 
 RESPONSES = {
     "greet": "utter_greet",
@@ -34,10 +34,9 @@ class ActionSmallTalk(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        text = tracker.latest_message.get("text") or ""
-        decision = runtime.engine().search(text)
+        decision = answer_if_confident(dispatcher, tracker.latest_message.get("text") or "")
         if decision.kind == "answer":
-            return utter_entry(dispatcher, decision.candidates[0].entry_id, "answer")
+            return [SlotSet("last_entry_id", decision.candidates[0].entry_id)]
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
         dispatcher.utter_message(
             response=RESPONSES.get(intent, "utter_ask_question"),
