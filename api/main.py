@@ -10,10 +10,9 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routes import chat, health, pages, staff
+from api.routes import chat, editor, health, pages, staff
 from assistant.config import Settings
 from assistant.engine import Engine
-from knowledge.city import CityProfile
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,8 +20,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.settings = settings or Settings.from_env(os.environ)
         app.state.engine = Engine.load(app.state.settings)
-        city_path = os.environ.get("MADOGUCHI_CITY")
-        app.state.city = CityProfile.load(city_path) if city_path else CityProfile.load()
+        app.state.city = app.state.engine.city
         async with httpx.AsyncClient() as client:
             app.state.rasa_client = client
             yield
@@ -35,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(staff.router)
+    app.include_router(editor.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

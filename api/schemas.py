@@ -66,3 +66,76 @@ class AnswersPublic(BaseModel):
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
     components: dict[str, dict]
+
+
+class EntryCreate(BaseModel):
+    """An entry's content, as in the import schema. Saving it makes a new draft revision."""
+
+    model_config = {"extra": "forbid"}
+
+    id: str = Field(min_length=1, max_length=80)
+    title: str
+    questions: list[str]
+    answer: str
+    category: str = ""
+    department: str = ""
+    contact: str = ""
+    documents: list[str] = []
+    fees: str = ""
+    tags: list[str] = []
+    staff_notes: str = ""
+    source_url: str = ""
+    valid_from: str | None = None
+    valid_until: str | None = None
+
+
+class RevisionPublic(BaseModel):
+    entry_id: str
+    revision: int
+    status: str
+    title: str
+    questions: list[str]
+    answer: str
+    category: str
+    department: str
+    contact: str
+    documents: list[str]
+    fees: str
+    tags: list[str]
+    staff_notes: str
+    source_url: str
+    valid_from: str | None
+    valid_until: str | None
+    author: str
+    created_at: str
+    reviewer: str
+    published_at: str
+
+
+class EntriesPublic(BaseModel):
+    data: list[RevisionPublic]
+    count: int
+
+
+class AuditEventPublic(BaseModel):
+    id: int
+    at: str
+    actor: str
+    action: str
+    entry_id: str | None
+    revision: int | None
+    detail: dict
+
+
+class EntryHistoryPublic(BaseModel):
+    entry_id: str
+    revisions: list[RevisionPublic]
+    audit: list[AuditEventPublic]
+
+
+class ArchiveRequest(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class RollbackRequest(BaseModel):
+    to_revision: int = Field(ge=1)

@@ -55,6 +55,7 @@ def cmd_kb_import(args: argparse.Namespace) -> int:
         Path(args.path),
         args.format,
         publish=args.publish,
+        actor=_actor(args),
         progress=lambda items: tqdm(items, desc="import", unit="entry"),
     )
     print(report.summary())
@@ -65,8 +66,63 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
     from knowledge.io import export_entries
     from knowledge.store import open_db
 
-    count = export_entries(open_db(_settings().database_path), Path(args.path), args.format)
+    db = open_db(_settings().database_path)
+    count = export_entries(db, Path(args.path), args.format, as_of=args.as_of)
     print(f"exported {count} entries to {args.path}")
+    return 0
+
+
+def cmd_kb_validate(args: argparse.Namespace) -> int:
+    from knowledge.io import validate_file
+
+    entries = validate_file(Path(args.path), args.format)
+    print(f"{len(entries)} entries are valid")
+    return 0
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return args.user or f"cli:{os.environ.get('USER', 'operator')}"
+
+
+def cmd_kb_history(args: argparse.Namespace) -> int:
+    from knowledge.store import audit_log, open_db, revisions_of
+
+    db = open_db(_settings().database_path)
+    revisions = revisions_of(db, args.entry_id)
+    if not revisions:
+        raise CliError(f"no entry with id {args.entry_id!r}")
+    for r in revisions:
+        dates = f"{r.valid_from or '-'} .. {r.valid_until or '-'}"
+        print(
+            f"r{r.revision}  {r.status:<9}  {dates:<24}  by {r.author}  {r.created_at}  {r.title}"
+        )
+    print()
+    for event in audit_log(db, args.entry_id):
+        changed = ", ".join(event["detail"].get("changes", {}))
+        who, what = event["actor"], event["action"]
+        print(f"{event['at']}  {who:<16} {what:<14} r{event['revision']}  {changed}")
+    return 0
+
+
+def cmd_kb_archive(args: argparse.Namespace) -> int:
+    from knowledge.store import open_db
+    from knowledge.workflow import archive
+
+    archive(
+        open_db(_settings().database_path), args.entry_id, actor=_actor(args), reason=args.reason
+    )
+    print(f"archived {args.entry_id}")
+    return 0
+
+
+def cmd_kb_rollback(args: argparse.Namespace) -> int:
+    from knowledge.store import open_db
+    from knowledge.workflow import rollback
+
+    restored = rollback(
+        open_db(_settings().database_path), args.entry_id, args.to, actor=_actor(args)
+    )
+    print(f"{args.entry_id}: revision {args.to} published again as revision {restored.revision}")
     return 0
 
 
@@ -155,8 +211,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     for rank, c in enumerate(decision.candidates, start=1):
         print(f"{rank}. {c.entry_id} r{c.revision}  {c.score:.3f}  {c.title}")
     if decision.kind == "answer":
+        best = decision.candidates[0]
         print()
-        print(engine.entry(decision.candidates[0].entry_id).answer)
+        print(engine.entry(best.entry_id, best.revision).answer)
     return 0
 
 
@@ -180,15 +237,35 @@ def build_parser() -> argparse.ArgumentParser:
     kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(
         dest="action", required=True
     )
+    formats = ["jsonl", "yaml", "csv"]
     kb_import = kb.add_parser("import", help="import entries (all or nothing)")
     kb_import.add_argument("path")
-    kb_import.add_argument("--format", required=True, choices=["jsonl", "yaml"])
+    kb_import.add_argument("--format", required=True, choices=formats)
     kb_import.add_argument("--publish", action="store_true", help="publish what is imported")
+    kb_import.add_argument("--user", help="who imports (for the audit log)")
     kb_import.set_defaults(func=cmd_kb_import)
     kb_export = kb.add_parser("export", help="export every entry, in a stable order")
     kb_export.add_argument("path")
-    kb_export.add_argument("--format", required=True, choices=["jsonl", "yaml"])
+    kb_export.add_argument("--format", required=True, choices=formats)
+    kb_export.add_argument("--as-of", type=_date, help="the revisions in force on this date")
     kb_export.set_defaults(func=cmd_kb_export)
+    kb_validate = kb.add_parser("validate", help="check a file as an import would")
+    kb_validate.add_argument("path")
+    kb_validate.add_argument("--format", required=True, choices=formats)
+    kb_validate.set_defaults(func=cmd_kb_validate)
+    kb_history = kb.add_parser("history", help="an entry's revisions and audit log")
+    kb_history.add_argument("entry_id")
+    kb_history.set_defaults(func=cmd_kb_history)
+    kb_archive = kb.add_parser("archive", help="withdraw an entry from answers")
+    kb_archive.add_argument("entry_id")
+    kb_archive.add_argument("--reason", default="", help="why (kept in the audit log)")
+    kb_archive.add_argument("--user", help="who archives (for the audit log)")
+    kb_archive.set_defaults(func=cmd_kb_archive)
+    kb_rollback = kb.add_parser("rollback", help="publish an earlier revision again")
+    kb_rollback.add_argument("entry_id")
+    kb_rollback.add_argument("--to", type=int, required=True, metavar="REVISION")
+    kb_rollback.add_argument("--user", help="who rolls back (for the audit log)")
+    kb_rollback.set_defaults(func=cmd_kb_rollback)
 
     index = commands.add_parser("index", help="the search index").add_subparsers(
         dest="action", required=True

@@ -32,6 +32,17 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be true or false")
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -45,6 +56,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 class Settings:
     home: Path
     encoder_path: Path
+    city_path: Path = PROJECT_ROOT / "knowledge" / "city.yaml"
     api_port: int = 8000
     rasa_port: int = 5005
     action_port: int = 5055
@@ -54,6 +66,10 @@ class Settings:
     # Below this gap between the best two entries the engine asks which one is meant.
     tie_margin: float = 0.03
     rasa_timeout_s: float = 10.0
+    # Nobody approves their own revision (knowledge.workflow.Policy).
+    separate_approver: bool = True
+    # Until accounts exist, the editor API accepts this bearer token; unset = disabled.
+    editor_token: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -89,6 +105,9 @@ class Settings:
         return cls(
             home=home,
             encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
+            city_path=Path(env.get("MADOGUCHI_CITY") or cls.city_path).resolve(),
+            separate_approver=_flag(env, "MADOGUCHI_SEPARATE_APPROVER", True),
+            editor_token=env.get("MADOGUCHI_EDITOR_TOKEN") or None,
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),

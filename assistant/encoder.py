@@ -34,7 +34,7 @@ from sentence_transformers.sentence_transformer.modules.tokenizer import (  # no
 from tqdm import tqdm  # noqa: E402
 
 from assistant.errors import EncoderError  # noqa: E402
-from assistant.text import analyze  # noqa: E402
+from assistant.text import ANALYSIS_VERSION, analyze  # noqa: E402
 
 TOKENIZER_FILE = "sudachi_word_tokenizer.json"
 
@@ -154,8 +154,9 @@ def load_encoder(path: Path) -> SentenceTransformer:
 
 
 def encoder_fingerprint(path: Path) -> str:
-    """A digest of every file in the encoder directory: changes when the model does."""
-    digest = hashlib.sha256()
+    """A digest of every file in the encoder directory and of the text analysis version:
+    changes when the model, or how text is split into words, does."""
+    digest = hashlib.sha256(f"analysis-{ANALYSIS_VERSION}".encode())
     root = Path(path)
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
         digest.update(str(file.relative_to(root)).encode())

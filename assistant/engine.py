@@ -3,8 +3,14 @@
 Resident chat (through the Rasa action), staff lookup, the CLI and the editor preview all
 call this, so the same question and knowledge revision give the same entry and text.
 
+The index holds every published revision, today's and scheduled ones; a search picks,
+per entry, the revision in force on ``as_of``. So answers switch on an effective date by
+themselves. Before each search the engine compares the database's knowledge revision
+with its own and applies what changed (add, replace, remove revisions), so a publish in
+one process reaches every other process's next question, with no restart.
+
 Scoring: for each entry, the best cosine between the query and any of its phrasings
-(dense), and BM25 coverage of the query's words in the entry (lexical). The confidence
+(dense), and the share of the query's words the entry covers (lexical). The confidence
 blends the two; it must be high on both sides to answer, so a question that merely
 sounds like city business, or shares one common word, is not answered.
 """
@@ -12,8 +18,11 @@ sounds like city business, or shares one common word, is not answered.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +34,9 @@ from assistant.errors import IndexUnavailable
 from assistant.index import DenseIndex
 from assistant.lexical import LexicalIndex
 from assistant.text import content_terms
-from knowledge.model import Entry, EntryNotFound
-from knowledge.store import all_entries, knowledge_revision, open_db
+from knowledge.city import CityProfile
+from knowledge.model import Entry, EntryNotFound, revision_in_force
+from knowledge.store import knowledge_revision, open_db, published_revisions
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +78,35 @@ def entry_texts(entry: Entry) -> list[tuple[str, str]]:
     )
 
 
+def revision_key(entry: Entry) -> str:
+    """Identifies a revision's indexed content; a restored database with other content
+    under the same revision number gets other keys, so nothing stale survives."""
+    digest = hashlib.sha256(
+        json.dumps(entry.content(), ensure_ascii=False, sort_keys=True).encode()
+    ).hexdigest()[:12]
+    return f"{entry.id}@{entry.revision}#{digest}"
+
+
 class Engine:
-    def __init__(self, settings: Settings, db: sqlite_utils.Database, encoder, dense: DenseIndex):
+    def __init__(
+        self,
+        settings: Settings,
+        db: sqlite_utils.Database,
+        encoder,
+        dense: DenseIndex,
+        city: CityProfile,
+    ):
         self.settings = settings
         self.db = db
         self.encoder = encoder
         self.dense = dense
-        self.entries: dict[str, Entry] = {}
+        self.city = city
         self.lexical = LexicalIndex()
+        self.revisions: dict[str, Entry] = {}  # key -> published revision
+        self.by_entry: dict[str, list[Entry]] = {}  # entry id -> its published revisions
+        self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
 
-    # -- building and loading -------------------------------------------------------
+    # -- loading and keeping in step ------------------------------------------------
 
     @classmethod
     def load(
@@ -88,62 +117,90 @@ class Engine:
         force_rebuild: bool = False,
         progress=None,
     ) -> Engine:
-        """Open the database, encoder and index; rebuild the index if it is missing,
-        unreadable, or from another knowledge revision or encoder."""
+        """Open the database, encoder and index, and bring the index up to date.
+
+        A missing or unreadable index file, or one built with another encoder, is
+        rebuilt; one from an older knowledge revision is updated entry by entry.
+        """
         db = open_db(settings.database_path)
         encoder = load_encoder(settings.encoder_path)
         fingerprint = encoder_fingerprint(settings.encoder_path)
-        revision = knowledge_revision(db)
-        if force_rebuild:
-            engine = cls(settings, db, encoder, None)
-            engine.rebuild(fingerprint=fingerprint, revision=revision, progress=progress)
+        dimension = encoder.get_embedding_dimension()
+        dense = None
+        if not force_rebuild:
+            try:
+                dense = DenseIndex.load(settings.index_dir)
+                if dense.encoder_fingerprint != fingerprint or dense.dimension != dimension:
+                    raise IndexUnavailable(
+                        f"index was built with encoder {dense.encoder_fingerprint}; "
+                        f"the configured one is {fingerprint}"
+                    )
+                if not rebuild_if_stale and dense.knowledge_revision != knowledge_revision(db):
+                    raise IndexUnavailable(
+                        f"index is from knowledge revision {dense.knowledge_revision}; "
+                        f"the database is at {knowledge_revision(db)}"
+                    )
+            except IndexUnavailable as error:
+                if not rebuild_if_stale:
+                    raise
+                log.warning("rebuilding the index: %s", error)
+                dense = None
+        engine = cls(
+            settings,
+            db,
+            encoder,
+            dense or DenseIndex.empty(dimension, -1, fingerprint),
+            CityProfile.load(settings.city_path),
+        )
+        if engine.sync(progress=progress, force=True):
             engine.save()
-            return engine
-        try:
-            dense = DenseIndex.load(settings.index_dir)
-            stale = dense.knowledge_revision != revision or dense.encoder_fingerprint != fingerprint
-            reason = (
-                f"index is from knowledge revision {dense.knowledge_revision} and encoder "
-                f"{dense.encoder_fingerprint}; current are {revision} and {fingerprint}"
-            )
-        except IndexUnavailable as error:
-            if not rebuild_if_stale:
-                raise
-            stale, reason, dense = True, str(error), None
-        engine = cls(settings, db, encoder, dense)
-        if stale:
-            if not rebuild_if_stale:
-                raise IndexUnavailable(reason)
-            log.warning("rebuilding the index: %s", reason)
-            engine.rebuild(fingerprint=fingerprint, revision=revision, progress=progress)
-            engine.save()
-        else:
-            engine._load_entries()
         return engine
 
-    def _load_entries(self) -> None:
-        self.entries = {e.id: e for e in all_entries(self.db) if e.status == "published"}
-        for entry in self.entries.values():
-            self.lexical.add(entry.id, [entry.title, *entry.questions], [entry.answer])
+    def sync(self, *, progress=None, force: bool = False) -> bool:
+        """Apply what changed in the database since the last sync. Returns True if the
+        index changed. Cheap when nothing did: one read of the knowledge revision."""
+        with self._lock:
+            revision = knowledge_revision(self.db)
+            if not force and revision == self.dense.knowledge_revision:
+                return False
+            published = {revision_key(e): e for e in published_revisions(self.db)}
+            indexed = self.dense.keys()
+            stale = indexed - published.keys()
+            fresh = sorted(published.keys() - indexed)
+            for key in stale:
+                self.dense.remove(key)
+            for key in progress(fresh) if progress else fresh:
+                pairs = entry_texts(published[key])
+                self.dense.add(
+                    key, [kind for kind, _ in pairs], self._encode([t for _, t in pairs])
+                )
+            changed = bool(stale or fresh) or self.dense.knowledge_revision != revision
+            self.dense.knowledge_revision = revision
+            self._set_revisions(published)
+            if stale or fresh:
+                log.info(
+                    "index: +%d -%d revisions (knowledge revision %d)",
+                    len(fresh),
+                    len(stale),
+                    revision,
+                )
+            return changed
 
-    def rebuild(
-        self, *, fingerprint: str | None = None, revision: int | None = None, progress=None
-    ):
-        """Re-encode every published entry (``progress`` wraps the entry iterator)."""
-        fingerprint = fingerprint or encoder_fingerprint(self.settings.encoder_path)
-        revision = knowledge_revision(self.db) if revision is None else revision
-        dimension = self.encoder.get_embedding_dimension()
-        self.dense = DenseIndex.empty(dimension, revision, fingerprint)
-        self.lexical = LexicalIndex()
-        self._load_entries()
-        entries = sorted(self.entries.values(), key=lambda e: e.id)
-        for entry in progress(entries) if progress else entries:
-            pairs = entry_texts(entry)
-            vectors = self._encode([text for _, text in pairs])
-            self.dense.add(entry.id, [kind for kind, _ in pairs], vectors)
+    def _set_revisions(self, published: dict[str, Entry]) -> None:
+        for key in self.revisions.keys() - published.keys():
+            self.lexical.remove(key)
+        for key in published.keys() - self.revisions.keys():
+            entry = published[key]
+            self.lexical.add(key, [entry.title, *entry.questions], [entry.answer])
+        self.revisions = published
+        by_entry: dict[str, list[Entry]] = {}
+        for entry in published.values():
+            by_entry.setdefault(entry.id, []).append(entry)
+        self.by_entry = by_entry
 
     def save(self) -> Path:
-        return self.dense.save(self.settings.index_dir)
+        with self._lock:
+            return self.dense.save(self.settings.index_dir)
 
     # -- searching ------------------------------------------------------------------
 
@@ -154,46 +211,49 @@ class Engine:
         )
 
     def search(self, query: str, *, as_of: dt.date | None = None, top_k: int = 5) -> Decision:
-        """Rank the entries in force on ``as_of`` (default today) and decide."""
+        """Rank the entries answered on ``as_of`` (default today) and decide."""
         as_of = as_of or dt.date.today()
         query = query[:MAX_QUERY_CHARS]
         terms = content_terms(query)
-        vector = self._encode([query])[0]
-        dense: dict[str, float] = {}
-        for row, score in self.dense.search(vector, limit=max(200, top_k * 20)):
-            weighted = score * KIND_WEIGHT.get(row.kind, 1.0)
-            if weighted > dense.get(row.entry_id, -1.0):
-                dense[row.entry_id] = weighted
-        bm25 = self.lexical.scores(terms)
-        candidates = []
-        for entry_id in set(dense) | set(bm25):
-            entry = self.entries.get(entry_id)
-            if entry is None or not entry.in_force(as_of):
-                continue
-            dense_score = max(0.0, dense.get(entry_id, 0.0))
-            coverage = self.lexical.coverage(terms, entry_id)
-            score = DENSE_WEIGHT * dense_score + LEXICAL_WEIGHT * coverage
-            candidates.append(
-                Candidate(
-                    entry_id=entry_id,
-                    revision=entry.revision,
-                    title=entry.title,
-                    score=round(score, 6),
-                    dense=round(dense_score, 6),
-                    lexical=round(coverage, 6),
+        with self._lock:
+            self.sync()
+            in_force = {
+                revision_key(chosen)
+                for revisions in self.by_entry.values()
+                if (chosen := revision_in_force(revisions, as_of)) is not None
+            }
+            vector = self._encode([query])[0]
+            dense: dict[str, float] = {}
+            for row, score in self.dense.search(vector, limit=max(200, top_k * 20)):
+                weighted = score * KIND_WEIGHT.get(row.kind, 1.0)
+                if row.key in in_force and weighted > dense.get(row.key, -1.0):
+                    dense[row.key] = weighted
+            bm25 = self.lexical.scores(terms)
+            candidates = []
+            for key in (set(dense) | set(bm25)) & in_force:
+                entry = self.revisions[key]
+                dense_score = max(0.0, dense.get(key, 0.0))
+                coverage = self.lexical.coverage(terms, key)
+                score = DENSE_WEIGHT * dense_score + LEXICAL_WEIGHT * coverage
+                candidates.append(
+                    Candidate(
+                        entry_id=entry.id,
+                        revision=entry.revision,
+                        title=entry.title,
+                        score=round(score, 6),
+                        dense=round(dense_score, 6),
+                        lexical=round(coverage, 6),
+                    )
                 )
-            )
+            revision = self.dense.knowledge_revision
         # Ties broken by id so that equal scores never reorder between processes.
         candidates.sort(key=lambda c: (-c.score, c.entry_id))
-        candidates = candidates[:top_k]
-        return self._decide(candidates)
+        return self._decide(candidates[:top_k], revision)
 
-    def _decide(self, candidates: list[Candidate]) -> Decision:
-        revision = self.dense.knowledge_revision
+    def _decide(self, candidates: list[Candidate], revision: int) -> Decision:
         if not candidates:
             return Decision("handoff", 0.0, (), revision)
-        best = candidates[0]
-        confidence = best.score
+        confidence = candidates[0].score
         runner_up = candidates[1].score if len(candidates) > 1 else 0.0
         s = self.settings
         if confidence >= s.answer_threshold and confidence - runner_up >= s.tie_margin:
@@ -204,9 +264,17 @@ class Engine:
             kind = "handoff"
         return Decision(kind, confidence, tuple(candidates), revision)
 
-    def entry(self, entry_id: str) -> Entry:
-        """The entry as indexed: its text is what every path shows, byte for byte."""
-        try:
-            return self.entries[entry_id]
-        except KeyError:
-            raise EntryNotFound(entry_id) from None
+    def entry(
+        self, entry_id: str, revision: int | None = None, as_of: dt.date | None = None
+    ) -> Entry:
+        """A published revision as residents see it (city placeholders filled in): the
+        given ``revision``, else the one in force on ``as_of``. Every path shows this."""
+        with self._lock:
+            revisions = self.by_entry.get(entry_id, [])
+            if revision is None:
+                chosen = revision_in_force(revisions, as_of or dt.date.today())
+            else:
+                chosen = next((r for r in revisions if r.revision == revision), None)
+        if chosen is None:
+            raise EntryNotFound(entry_id, revision)
+        return replace(chosen, answer=self.city.render(chosen.answer))

@@ -20,12 +20,12 @@ import numpy as np
 from assistant.errors import IndexUnavailable
 
 INDEX_FILE = "index.bin"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
 class Row:
-    entry_id: str
+    key: str  # the revision's key: "entry_id@revision#digest" (see Engine.key)
     kind: str  # "title" | "question" | "answer"
 
 
@@ -46,20 +46,24 @@ class DenseIndex:
     def dimension(self) -> int:
         return self.faiss_index.d
 
-    def entry_count(self) -> int:
-        return len({row.entry_id for row in self.rows.values()})
+    def keys(self) -> set[str]:
+        return {row.key for row in self.rows.values()}
 
-    def add(self, entry_id: str, kinds: list[str], vectors: np.ndarray) -> None:
-        """Replace the entry's vectors with these."""
-        self.remove(entry_id)
+    def entry_count(self) -> int:
+        """Distinct entries indexed (an entry may have a current and a scheduled revision)."""
+        return len({row.key.split("@", 1)[0] for row in self.rows.values()})
+
+    def add(self, key: str, kinds: list[str], vectors: np.ndarray) -> None:
+        """Replace the vectors stored under ``key`` with these."""
+        self.remove(key)
         start = max(self.rows, default=-1) + 1
         ids = np.arange(start, start + len(kinds), dtype="int64")
         self.faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), ids)
         for row_id, kind in zip(ids.tolist(), kinds, strict=True):
-            self.rows[row_id] = Row(entry_id, kind)
+            self.rows[row_id] = Row(key, kind)
 
-    def remove(self, entry_id: str) -> None:
-        ids = [row_id for row_id, row in self.rows.items() if row.entry_id == entry_id]
+    def remove(self, key: str) -> None:
+        ids = [row_id for row_id, row in self.rows.items() if row.key == key]
         if ids:
             self.faiss_index.remove_ids(np.array(ids, dtype="int64"))
             for row_id in ids:
@@ -85,7 +89,7 @@ class DenseIndex:
                 "format": FORMAT_VERSION,
                 "knowledge_revision": self.knowledge_revision,
                 "encoder_fingerprint": self.encoder_fingerprint,
-                "rows": {str(k): [v.entry_id, v.kind] for k, v in sorted(self.rows.items())},
+                "rows": {str(k): [v.key, v.kind] for k, v in sorted(self.rows.items())},
             },
             ensure_ascii=False,
         ).encode()

@@ -64,12 +64,15 @@ class Stack:
                 "MADOGUCHI_API_PORT": str(settings.api_port),
                 "MADOGUCHI_RASA_PORT": str(settings.rasa_port),
                 "MADOGUCHI_ACTION_PORT": str(settings.action_port),
+                "MADOGUCHI_CITY": str(settings.city_path),
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "3",
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if settings.editor_token:
+            self.env["MADOGUCHI_EDITOR_TOKEN"] = settings.editor_token
         logs = settings.home / "logs"
         if not settings.rasa_model_path.is_file():
             raise StackError(
@@ -229,6 +232,8 @@ class Stack:
         print("Madoguchi is running:")
         for label, url in self.urls().items():
             print(f"  {label}: {url}")
+        if not self.settings.editor_token:
+            print("  editor API: disabled (set MADOGUCHI_EDITOR_TOKEN to enable it)")
         print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
         try:
             while True:

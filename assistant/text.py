@@ -14,9 +14,22 @@ from functools import lru_cache
 
 from sudachipy import Dictionary, SplitMode
 
+# Bump when what analyze() or is_content returns changes: encoders and indexes built
+# with another version are stale (it is part of the encoder fingerprint).
+ANALYSIS_VERSION = 2
+
 # Parts of speech that carry no topic: particles, auxiliaries, symbols, whitespace.
 # They stay in the Rasa tokens (DIET benefits from them) but are dropped from retrieval.
 _FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+
+# Normalized forms that appear in questions about anything (「教えてください」「いいですか」
+# 「ことはできますか」): they say how a resident asks, not what about.
+_GENERIC_WORDS = frozenset(
+    "為る 遣る 居る 有る 成る 出来る 下さる 呉れる 貰う 頂く 致す "
+    "教える 知る 分かる 聞く 思う 言う 良い 欲しい 宜しい "
+    "こと 物 もの 時 とき 方 ほう 所 ところ 様 よう 何 なに 如何 どう "
+    "此れ 其れ これ それ 此の 其の この その".split()
+)
 
 # SudachiPy tokenizers are not thread-safe; FastAPI and the action server call us from
 # thread pools, so each thread gets its own tokenizer over one shared dictionary.
@@ -35,7 +48,7 @@ class Word:
 
     @property
     def is_content(self) -> bool:
-        return self.pos not in _FUNCTION_POS
+        return self.pos not in _FUNCTION_POS and self.normalized not in _GENERIC_WORDS
 
 
 @lru_cache(maxsize=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from knowledge.model import KnowledgeError
+from knowledge.model import PLACEHOLDER, KnowledgeError
 
 DEFAULT_PROFILE = Path(__file__).with_name("city.yaml")
 
@@ -32,6 +32,7 @@ class CityProfile:
     open_time: dt.time
     close_time: dt.time
     main_phone: str
+    address: str
     departments: dict[str, Department]
 
     @classmethod
@@ -46,6 +47,7 @@ class CityProfile:
                 open_time=dt.time.fromisoformat(str(hours["open"])),
                 close_time=dt.time.fromisoformat(str(hours["close"])),
                 main_phone=str(data["main_phone"]),
+                address=str(data["address"]),
                 departments={
                     name: Department(name, str(d["phone"]), str(d["place"]))
                     for name, d in (data.get("departments") or {}).items()
@@ -53,6 +55,17 @@ class CityProfile:
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
             raise KnowledgeError(f"city profile {path} is unusable: {error!r}") from None
+
+    def render(self, text: str) -> str:
+        """Fill in the city placeholders (``{{開庁時間}}`` and the like) of an answer."""
+        values = {
+            "市名": self.name,
+            "開庁時間": self.hours_text,
+            "閉庁日": self.closed_text,
+            "市役所住所": self.address,
+            "代表電話": self.main_phone,
+        }
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
     def contact_for(self, department: str, contact: str = "") -> str:
         """The entry's own contact if it has one, else its department's from the profile."""

@@ -4,6 +4,9 @@ JSONL: one entry per line, ``{"id", "title", "questions": [...], "answer"}`` plu
 optional fields of :data:`knowledge.model.SCHEMA_FIELDS`.
 YAML: a directory with one ``<id>.yaml`` file per entry (how the starter entries are
 kept and reviewed), or a single file holding a list of entries.
+CSV: for Excel. UTF-8 with a byte-order mark, CRLF line ends, one column per field in
+schema order; list fields (questions, documents, tags) hold one item per line inside
+their cell (:data:`CSV_LIST_SEPARATOR`).
 
 Imports are all or nothing: every entry is validated first, and one bad entry rejects
 the whole file with every problem listed, leaving the database untouched.
@@ -12,25 +15,31 @@ Exports are deterministic: entries by id, fields in schema order, fixed formatti
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 import yaml
 
-from knowledge.model import Entry, InvalidEntry, KnowledgeError, entry_from_mapping
-from knowledge.store import (
-    all_entries,
-    bump_knowledge_revision,
-    find_entry,
-    save_entry,
-    write_transaction,
+from knowledge.model import (
+    SCHEMA_FIELDS,
+    Entry,
+    InvalidEntry,
+    KnowledgeError,
+    entry_from_mapping,
 )
+from knowledge.store import bump_knowledge_revision, current_entries, write_transaction
+from knowledge.workflow import add_revision, live_others, phrasing_problems
 
-FORMATS = ("jsonl", "yaml")
+FORMATS = ("jsonl", "yaml", "csv")
+CSV_LIST_SEPARATOR = "\n"
+_CSV_LIST_FIELDS = ("questions", "documents", "tags")
 
 
 class ImportFailed(KnowledgeError):
@@ -66,11 +75,47 @@ def read_records(path: Path, fmt: str) -> list[tuple[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise KnowledgeError(f"{path} does not exist")
-    if fmt == "jsonl":
+    if fmt in ("jsonl", "csv"):
         if path.is_dir():
-            raise KnowledgeError(f"{path} is a directory; JSONL import needs a file")
-        return _read_jsonl(path)
+            raise KnowledgeError(f"{path} is a directory; {fmt.upper()} import needs a file")
+        return _read_jsonl(path) if fmt == "jsonl" else _read_csv(path)
     return _read_yaml(path)
+
+
+def _read_csv(path: Path) -> list[tuple[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ImportFailed(str(path), [f"{path.name}: not UTF-8 text ({error.reason})"]) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    problems = [
+        f"{path.name}: unknown column {name!r}" for name in header if name not in SCHEMA_FIELDS
+    ]
+    problems += [
+        f"{path.name}: required column {name!r} is missing"
+        for name in ("id", "title", "questions", "answer")
+        if name not in header
+    ]
+    if problems:
+        raise ImportFailed(str(path), problems)
+    records = []
+    for row in reader:
+        record: dict[str, Any] = {}
+        for name, value in row.items():
+            if name is None or value is None:
+                problems.append(f"{path.name}:{reader.line_num}: wrong number of cells")
+                continue
+            if name in _CSV_LIST_FIELDS:
+                record[name] = [item for item in value.split(CSV_LIST_SEPARATOR) if item.strip()]
+            elif name in ("valid_from", "valid_until"):
+                record[name] = value or None
+            else:
+                record[name] = value
+        records.append((f"{path.name}:{reader.line_num}", record))
+    if problems:
+        raise ImportFailed(str(path), problems)
+    return records
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
@@ -132,9 +177,18 @@ def validate_records(records: list[tuple[str, Any]], source: str, status: str) -
             continue
         seen[entry.id] = where
         entries.append(entry)
+    problems.extend(
+        f"{seen[e]}: entry {e!r}, field {f!r}: {why}"
+        for e, f, why in phrasing_problems(entries, [])
+    )
     if problems:
         raise ImportFailed(source, problems)
     return entries
+
+
+def validate_file(path: Path, fmt: str) -> list[Entry]:
+    """Check a file as an import would, without a database; raise ImportFailed."""
+    return validate_records(read_records(path, fmt), str(path), "draft")
 
 
 def import_entries(
@@ -143,33 +197,35 @@ def import_entries(
     fmt: str,
     *,
     publish: bool = False,
+    actor: str = "import",
     progress: Callable[[Iterable[Entry]], Iterable[Entry]] = lambda items: items,
 ) -> ImportReport:
     """Validate everything in ``path``, then write it in one transaction.
 
-    New and changed entries are stored as ``published`` with ``publish``, else as drafts.
+    Each new or changed entry becomes a new revision: published with ``publish``, else a
+    draft for review. Entries equal to their latest revision are left unchanged.
     """
-    status = "published" if publish else "draft"
-    entries = validate_records(read_records(path, fmt), str(path), status)
+    entries = validate_records(read_records(path, fmt), str(path), "draft")
     report = ImportReport()
     with write_transaction(db):
+        others = live_others(db, {entry.id for entry in entries})
+        clashes = phrasing_problems(entries, others)
+        if clashes:
+            raise ImportFailed(
+                str(path), [f"entry {e!r}, field {f!r}: {why}" for e, f, why in clashes]
+            )
+        known = {row[0] for row in db.execute("SELECT DISTINCT entry_id FROM revisions")}
         for entry in progress(entries):
-            current = find_entry(db, entry.id)
-            if current is None:
-                save_entry(db, _with_revision(entry, 1))
-                report.created.append(entry.id)
-            elif current.content() == entry.content() and current.status == entry.status:
+            _, added = add_revision(db, entry, actor=actor, action="import", publish=publish)
+            if not added:
                 report.unchanged.append(entry.id)
-            else:
-                save_entry(db, _with_revision(entry, current.revision + 1))
+            elif entry.id in known:
                 report.updated.append(entry.id)
-        if report.created or report.updated:
+            else:
+                report.created.append(entry.id)
+        if publish and (report.created or report.updated):
             bump_knowledge_revision(db)
     return report
-
-
-def _with_revision(entry: Entry, revision: int) -> Entry:
-    return replace(entry, revision=revision)
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -190,15 +246,35 @@ def _dump_yaml(data: Any) -> str:
     )
 
 
-def export_entries(db: sqlite_utils.Database, path: Path, fmt: str) -> int:
-    """Write every entry to ``path``; returns the number written.
+def _csv_text(entries: list[Entry]) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(SCHEMA_FIELDS)
+    for entry in entries:
+        content = entry.content()
+        writer.writerow(
+            CSV_LIST_SEPARATOR.join(content[name])
+            if name in _CSV_LIST_FIELDS
+            else ("" if content[name] is None else content[name])
+            for name in SCHEMA_FIELDS
+        )
+    return "\ufeff" + out.getvalue()
+
+
+def export_entries(
+    db: sqlite_utils.Database, path: Path, fmt: str, as_of: dt.date | None = None
+) -> int:
+    """Write one revision per entry to ``path``: the one in force on ``as_of`` (default
+    today), else the latest. Returns the number written.
 
     YAML goes to a directory of ``<id>.yaml`` files unless ``path`` ends in .yaml/.yml.
     """
     _check_format(fmt)
     path = Path(path)
-    entries = all_entries(db)
-    if fmt == "jsonl":
+    entries = current_entries(db, as_of)
+    if fmt == "csv":
+        path.write_bytes(_csv_text(entries).encode("utf-8"))
+    elif fmt == "jsonl":
         lines = (json.dumps(e.content(), ensure_ascii=False, sort_keys=False) for e in entries)
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif path.suffix in (".yaml", ".yml"):

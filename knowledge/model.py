@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
-STATUSES = ("draft", "published", "archived")
+# A revision's life: draft -> in_review -> published; archived when the entry is withdrawn.
+STATUSES = ("draft", "in_review", "published", "archived")
 
 MAX_TITLE = 200
 MAX_QUESTION = 500
@@ -60,9 +62,14 @@ class InvalidEntry(KnowledgeError):
 
 
 class EntryNotFound(KnowledgeError):
-    def __init__(self, entry_id: str):
+    def __init__(self, entry_id: str, revision: int | None = None):
         self.entry_id = entry_id
-        super().__init__(f"no entry with id {entry_id!r}")
+        where = f" revision {revision}" if revision is not None else ""
+        super().__init__(f"no entry with id {entry_id!r}{where}")
+
+
+class WorkflowError(KnowledgeError):
+    """A workflow step that is not allowed now (wrong status, self-approval, ...)."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,10 @@ class Entry:
     valid_until: dt.date | None = None
     status: str = "draft"
     revision: int = 0
-    updated_at: str = field(default="", compare=False)
+    author: str = field(default="", compare=False)
+    created_at: str = field(default="", compare=False)
+    reviewer: str = field(default="", compare=False)
+    published_at: str = field(default="", compare=False)
 
     def content(self) -> dict[str, Any]:
         """The editable fields in schema order, as plain JSON-ready values."""
@@ -99,13 +109,32 @@ class Entry:
             for name in SCHEMA_FIELDS
         }
 
-    def in_force(self, as_of: dt.date) -> bool:
-        """True when this entry may be answered on ``as_of``."""
+    def covers(self, as_of: dt.date) -> bool:
+        """True when this is a published revision whose dates include ``as_of``."""
         if self.status != "published":
             return False
         if self.valid_from and as_of < self.valid_from:
             return False
         return not (self.valid_until and as_of > self.valid_until)
+
+
+def revision_in_force(revisions: Iterable[Entry], as_of: dt.date) -> Entry | None:
+    """The revision of one entry that is answered on ``as_of``, if any.
+
+    Among published revisions whose dates include the day, the one that took effect
+    last wins, then the newest. So next year's rates published now with
+    ``valid_from: 2027-04-01`` take over from today's on that day, by themselves.
+    """
+    covering = [r for r in revisions if r.covers(as_of)]
+    if not covering:
+        return None
+    return max(covering, key=lambda r: (r.valid_from or dt.date.min, r.revision))
+
+
+def question_key(question: str) -> str:
+    """What makes two phrasings the same: width, case, spaces and punctuation ignored."""
+    folded = unicodedata.normalize("NFKC", question).lower()
+    return "".join(ch for ch in folded if unicodedata.category(ch)[0] not in "PZS")
 
 
 def _text(value: Any, problems: list, eid: str, name: str, limit: int, required: bool) -> str:
@@ -164,6 +193,34 @@ def _date(value: Any, problems: list, eid: str, name: str) -> dt.date | None:
     return None
 
 
+# City details in answers are written as placeholders that the city profile fills in.
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
+PLACEHOLDER_NAMES = ("市名", "開庁時間", "閉庁日", "市役所住所", "代表電話")
+
+_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!?]")
+_LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")
+_SAFE_SCHEMES = ("http://", "https://", "mailto:", "tel:")
+
+
+def unsafe_markdown(text: str) -> list[str]:
+    """Why ``text`` is outside the safe Markdown subset (paragraphs, lists, links)."""
+    problems = []
+    if _HTML_TAG.search(text):
+        problems.append("must not contain HTML tags (such as <script>); use plain text or Markdown")
+    for name in PLACEHOLDER.findall(text):
+        if name not in PLACEHOLDER_NAMES:
+            problems.append(
+                f"unknown placeholder {{{{{name}}}}}; use one of "
+                + ", ".join(f"{{{{{n}}}}}" for n in PLACEHOLDER_NAMES)
+            )
+    for target in _LINK.findall(text):
+        if not target.lower().startswith(_SAFE_SCHEMES):
+            problems.append(
+                f"link target {target!r} must start with http://, https://, mailto: or tel:"
+            )
+    return problems
+
+
 def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -> Entry:
     """Validate one entry in the import schema; raise :class:`InvalidEntry` listing all problems."""
     if not isinstance(data, Mapping):
@@ -188,12 +245,16 @@ def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -
         data.get("questions"), problems, eid, "questions", MAX_QUESTION, MAX_QUESTIONS, True
     )
     answer = _text(data.get("answer"), problems, eid, "answer", MAX_ANSWER, required=True)
-    if re.search(r"<\s*/?\s*[a-zA-Z!]", answer):
-        problems.append((eid, "answer", "must not contain HTML tags; use plain text or Markdown"))
+    problems.extend((eid, "answer", why) for why in unsafe_markdown(answer))
+    for position, question in enumerate(questions, start=1):
+        if "\n" in question:
+            problems.append((eid, "questions", f"item {position} must be a single line"))
     texts = {
         name: _text(data.get(name), problems, eid, name, MAX_SHORT, required=False)
         for name in OPTIONAL_TEXT_FIELDS
     }
+    if texts["source_url"] and not texts["source_url"].startswith(("http://", "https://")):
+        problems.append((eid, "source_url", "must start with http:// or https://"))
     lists = {
         name: _text_list(data.get(name), problems, eid, name, MAX_SHORT, MAX_LIST_ITEMS, False)
         for name in OPTIONAL_LIST_FIELDS

@@ -1,11 +1,14 @@
-"""SQLite storage for entries, through sqlite-utils.
+"""SQLite storage for entries, their revisions, the audit log and tickets (sqlite-utils).
 
 One file under ``MADOGUCHI_HOME``; WAL mode and a busy timeout so the API's thread pool,
 the action server and the CLI can use it at once. Every write runs in one
-``BEGIN IMMEDIATE`` transaction: a failed import leaves the database exactly as it was.
+``BEGIN IMMEDIATE`` transaction: a failed import or publish leaves the database exactly
+as it was.
 
-``knowledge_revision`` counts changes to what can be answered; the index records the
-revision it was built from, so a stale index is detected.
+Revisions are immutable in content: editing an entry adds a revision, and only a
+revision's status moves (draft -> in_review -> published -> archived). The audit log is
+append-only (triggers refuse updates and deletes). ``knowledge_revision`` counts changes
+to what can be answered; engines compare it to decide when to refresh their index.
 """
 
 from __future__ import annotations
@@ -16,16 +19,18 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
-from knowledge.model import Entry, EntryNotFound
+from knowledge.model import Entry, EntryNotFound, revision_in_force
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_LIST_FIELDS = ("questions", "documents", "tags")
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
-    """Open (and if needed create) the knowledge database at ``path``."""
+    """Open (and if needed create or migrate) the knowledge database at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
@@ -35,6 +40,58 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     db.execute("PRAGMA synchronous = NORMAL")
     migrate(db)
     return db
+
+
+def _create_revisions(db: sqlite_utils.Database) -> None:
+    db["revisions"].create(
+        {
+            "entry_id": str,
+            "revision": int,
+            "title": str,
+            "category": str,
+            "department": str,
+            "contact": str,
+            "questions": str,  # JSON list
+            "answer": str,
+            "documents": str,  # JSON list
+            "fees": str,
+            "tags": str,  # JSON list
+            "staff_notes": str,
+            "source_url": str,
+            "valid_from": str,
+            "valid_until": str,
+            "status": str,
+            "author": str,
+            "created_at": str,
+            "reviewer": str,
+            "published_at": str,
+        },
+        pk=("entry_id", "revision"),
+        not_null={"title", "questions", "answer", "status"},
+    )
+    db["revisions"].create_index(["status"])
+
+
+def _create_audit(db: sqlite_utils.Database) -> None:
+    db["audit"].create(
+        {
+            "id": int,
+            "at": str,
+            "actor": str,
+            "action": str,
+            "entry_id": str,
+            "revision": int,
+            "detail": str,  # JSON: the diff, the reason, ...
+        },
+        pk="id",
+        not_null={"at", "actor", "action"},
+    )
+    db["audit"].create_index(["entry_id", "id"])
+    for operation in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_no_{operation.lower()} BEFORE {operation} ON audit "
+            f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END"
+        )
 
 
 def migrate(db: sqlite_utils.Database) -> None:
@@ -49,31 +106,7 @@ def migrate(db: sqlite_utils.Database) -> None:
         return
     with write_transaction(db):
         if version < 1:
-            db["entries"].create(
-                {
-                    "id": str,
-                    "title": str,
-                    "category": str,
-                    "department": str,
-                    "contact": str,
-                    "questions": str,  # JSON list
-                    "answer": str,
-                    "documents": str,  # JSON list
-                    "fees": str,
-                    "tags": str,  # JSON list
-                    "staff_notes": str,
-                    "source_url": str,
-                    "valid_from": str,
-                    "valid_until": str,
-                    "status": str,
-                    "revision": int,
-                    "updated_at": str,
-                },
-                pk="id",
-                not_null={"title", "questions", "answer", "status", "revision"},
-                if_not_exists=True,
-            )
-            db["kb_meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+            db["kb_meta"].create({"key": str, "value": str}, pk="key")
             db["tickets"].create(
                 {
                     "id": int,
@@ -88,9 +121,21 @@ def migrate(db: sqlite_utils.Database) -> None:
                 },
                 pk="id",
                 not_null={"session_id", "status", "reason"},
-                if_not_exists=True,
             )
-            db["tickets"].create_index(["session_id", "status"], if_not_exists=True)
+            db["tickets"].create_index(["session_id", "status"])
+        if version < 2:
+            _create_revisions(db)
+            _create_audit(db)
+            if version == 1:
+                # Version 1 kept one row per entry; each becomes that entry's revision.
+                db.execute(
+                    "INSERT INTO revisions SELECT id, revision, title, category, department, "
+                    "contact, questions, answer, documents, fees, tags, staff_notes, "
+                    "source_url, valid_from, valid_until, status, 'migration', updated_at, "
+                    "'', CASE status WHEN 'published' THEN updated_at ELSE '' END "
+                    "FROM entries"
+                )
+                db["entries"].drop()
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -124,19 +169,28 @@ def bump_knowledge_revision(db: sqlite_utils.Database) -> int:
     return revision
 
 
-def _row(entry: Entry) -> dict:
-    content = entry.content()
-    for name in ("questions", "documents", "tags"):
-        content[name] = json.dumps(content[name], ensure_ascii=False)
-    content["status"] = entry.status
-    content["revision"] = entry.revision
-    content["updated_at"] = entry.updated_at or now_iso()
-    return content
+def _row(entry: Entry) -> dict[str, Any]:
+    row = entry.content()
+    row["entry_id"] = row.pop("id")
+    for name in _LIST_FIELDS:
+        row[name] = json.dumps(row[name], ensure_ascii=False)
+    row.update(
+        revision=entry.revision,
+        status=entry.status,
+        author=entry.author,
+        created_at=entry.created_at or now_iso(),
+        reviewer=entry.reviewer,
+        published_at=entry.published_at,
+    )
+    return row
 
 
-def _entry(row: dict) -> Entry:
+def _entry(row: dict[str, Any]) -> Entry:
+    def date(value: str | None) -> dt.date | None:
+        return dt.date.fromisoformat(value) if value else None
+
     return Entry(
-        id=row["id"],
+        id=row["entry_id"],
         title=row["title"],
         category=row["category"] or "",
         department=row["department"] or "",
@@ -148,38 +202,116 @@ def _entry(row: dict) -> Entry:
         tags=tuple(json.loads(row["tags"] or "[]")),
         staff_notes=row["staff_notes"] or "",
         source_url=row["source_url"] or "",
-        valid_from=dt.date.fromisoformat(row["valid_from"]) if row["valid_from"] else None,
-        valid_until=dt.date.fromisoformat(row["valid_until"]) if row["valid_until"] else None,
+        valid_from=date(row["valid_from"]),
+        valid_until=date(row["valid_until"]),
         status=row["status"],
         revision=row["revision"],
-        updated_at=row["updated_at"] or "",
+        author=row["author"] or "",
+        created_at=row["created_at"] or "",
+        reviewer=row["reviewer"] or "",
+        published_at=row["published_at"] or "",
     )
 
 
-def save_entry(db: sqlite_utils.Database, entry: Entry) -> None:
-    """Insert or replace one entry row; call inside a write transaction."""
-    db["entries"].upsert(_row(entry), pk="id")
+def insert_revision(db: sqlite_utils.Database, entry: Entry) -> None:
+    """Store a new revision; call inside a write transaction."""
+    db["revisions"].insert(_row(entry))
 
 
-def get_entry(db: sqlite_utils.Database, entry_id: str) -> Entry:
-    rows = list(db.query("SELECT * FROM entries WHERE id = ?", [entry_id]))
+def set_status(
+    db: sqlite_utils.Database, entry_id: str, revision: int, status: str, **fields: str
+) -> None:
+    db["revisions"].update((entry_id, revision), {"status": status, **fields})
+
+
+def revisions_of(db: sqlite_utils.Database, entry_id: str) -> list[Entry]:
+    """Every revision of one entry, oldest first."""
+    rows = db.query("SELECT * FROM revisions WHERE entry_id = ? ORDER BY revision", [entry_id])
+    return [_entry(row) for row in rows]
+
+
+def get_revision(db: sqlite_utils.Database, entry_id: str, revision: int) -> Entry:
+    rows = list(
+        db.query(
+            "SELECT * FROM revisions WHERE entry_id = ? AND revision = ?", [entry_id, revision]
+        )
+    )
     if not rows:
-        raise EntryNotFound(entry_id)
+        raise EntryNotFound(entry_id, revision)
     return _entry(rows[0])
 
 
-def find_entry(db: sqlite_utils.Database, entry_id: str) -> Entry | None:
-    try:
-        return get_entry(db, entry_id)
-    except EntryNotFound:
-        return None
+def latest_revision(db: sqlite_utils.Database, entry_id: str) -> Entry | None:
+    rows = list(
+        db.query(
+            "SELECT * FROM revisions WHERE entry_id = ? ORDER BY revision DESC LIMIT 1", [entry_id]
+        )
+    )
+    return _entry(rows[0]) if rows else None
 
 
-def all_entries(db: sqlite_utils.Database) -> list[Entry]:
-    """Every entry, whatever its status, ordered by id."""
-    return [_entry(row) for row in db.query("SELECT * FROM entries ORDER BY id")]
+def get_entry(db: sqlite_utils.Database, entry_id: str, as_of: dt.date | None = None) -> Entry:
+    """The revision answered on ``as_of`` (default today), else the latest revision."""
+    revisions = revisions_of(db, entry_id)
+    if not revisions:
+        raise EntryNotFound(entry_id)
+    return revision_in_force(revisions, as_of or dt.date.today()) or revisions[-1]
+
+
+def all_revisions(db: sqlite_utils.Database) -> dict[str, list[Entry]]:
+    """Every revision of every entry, grouped by entry id (ids sorted, revisions ascending)."""
+    grouped: dict[str, list[Entry]] = {}
+    for row in db.query("SELECT * FROM revisions ORDER BY entry_id, revision"):
+        entry = _entry(row)
+        grouped.setdefault(entry.id, []).append(entry)
+    return grouped
+
+
+def published_revisions(db: sqlite_utils.Database) -> list[Entry]:
+    """Published revisions of every entry: what the engine indexes (today's and scheduled)."""
+    rows = db.query(
+        "SELECT * FROM revisions WHERE status = 'published' ORDER BY entry_id, revision"
+    )
+    return [_entry(row) for row in rows]
 
 
 def entries_in_force(db: sqlite_utils.Database, as_of: dt.date) -> list[Entry]:
-    """Published entries answerable on ``as_of``, ordered by id."""
-    return [entry for entry in all_entries(db) if entry.in_force(as_of)]
+    """The revision answered on ``as_of`` of each entry that has one, ordered by id."""
+    chosen = (revision_in_force(revs, as_of) for revs in all_revisions(db).values())
+    return [entry for entry in chosen if entry is not None]
+
+
+def current_entries(db: sqlite_utils.Database, as_of: dt.date | None = None) -> list[Entry]:
+    """One revision per entry: the one in force on ``as_of``, else the latest (for export)."""
+    day = as_of or dt.date.today()
+    return [revision_in_force(revs, day) or revs[-1] for revs in all_revisions(db).values()]
+
+
+def record_audit(
+    db: sqlite_utils.Database,
+    *,
+    actor: str,
+    action: str,
+    entry_id: str | None,
+    revision: int | None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append to the audit log; call inside the write transaction that made the change."""
+    db["audit"].insert(
+        {
+            "at": now_iso(),
+            "actor": actor,
+            "action": action,
+            "entry_id": entry_id,
+            "revision": revision,
+            "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+        }
+    )
+
+
+def audit_log(db: sqlite_utils.Database, entry_id: str | None = None) -> list[dict[str, Any]]:
+    if entry_id is None:
+        rows = db.query("SELECT * FROM audit ORDER BY id")
+    else:
+        rows = db.query("SELECT * FROM audit WHERE entry_id = ? ORDER BY id", [entry_id])
+    return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]

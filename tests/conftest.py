@@ -14,6 +14,7 @@ import pytest
 from assistant.config import PROJECT_ROOT, Settings
 
 STARTER = PROJECT_ROOT / "knowledge" / "starter"
+STARTER_COUNT = len(list(STARTER.glob("*.yaml")))
 
 
 def built_encoder() -> Path:

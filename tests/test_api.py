@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import make_settings
+from tests.conftest import STARTER_COUNT, make_settings
 
 
 @pytest.fixture
@@ -101,7 +101,11 @@ def test_health_reports_each_component_and_degraded_without_rasa(client):
     assert body["status"] == "degraded"
     assert body["components"]["rasa"]["status"] == "unreachable"
     assert body["components"]["database"] == {"status": "ok", "knowledge_revision": 1}
-    assert body["components"]["index"] == {"status": "ok", "entries": 12, "knowledge_revision": 1}
+    assert body["components"]["index"] == {
+        "status": "ok",
+        "entries": STARTER_COUNT,
+        "knowledge_revision": 1,
+    }
     assert body["components"]["encoder"]["status"] == "ok"
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import STARTER
+from tests.conftest import STARTER, STARTER_COUNT
 
 
 def madoguchi(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -32,7 +32,7 @@ def madoguchi(settings, *args: str, stdin: str | None = None) -> subprocess.Comp
 def test_import_then_export_jsonl(settings, tmp_path):
     result = madoguchi(settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish")
     assert result.returncode == 0, result.stderr
-    assert "created 12, updated 0, unchanged 0, rejected 0" in result.stdout
+    assert f"created {STARTER_COUNT}, updated 0, unchanged 0, rejected 0" in result.stdout
     out = tmp_path / "kb.jsonl"
     assert madoguchi(settings, "kb", "export", str(out), "--format", "jsonl").returncode == 0
     lines = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
@@ -130,3 +130,35 @@ def test_missing_encoder_says_how_to_build_it(settings, tmp_path):
     )
     assert result.returncode == 1
     assert "madoguchi encoder build" in result.stderr
+
+
+def test_validate_passes_on_the_starter_entries_and_fails_naming_entry_and_field(
+    settings, tmp_path
+):
+    ok = madoguchi(settings, "kb", "validate", str(STARTER), "--format", "yaml")
+    assert ok.returncode == 0, ok.stderr
+    assert f"{STARTER_COUNT} entries are valid" in ok.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"id": "a", "title": "t", "questions": ["q"], "answer": "a", '
+        '"valid_from": "2027-04-01", "valid_until": "2027-01-01"}\n',
+        "utf-8",
+    )
+    result = madoguchi(settings, "kb", "validate", str(bad), "--format", "jsonl")
+    assert result.returncode == 1
+    assert "bad.jsonl:1: entry 'a', field 'valid_until': 2027-01-01 is before" in result.stderr
+
+
+def test_history_archive_and_rollback(starter_settings):
+    archived = madoguchi(starter_settings, "kb", "archive", "sodai-gomi", "--user", "suzuki")
+    assert archived.returncode == 0, archived.stderr
+    again = madoguchi(starter_settings, "kb", "archive", "sodai-gomi")
+    assert again.returncode == 1
+    assert "has no published revision to archive" in again.stderr
+    rolled = madoguchi(starter_settings, "kb", "rollback", "sodai-gomi", "--to", "1")
+    assert "revision 1 published again as revision 2" in rolled.stdout
+    history = madoguchi(starter_settings, "kb", "history", "sodai-gomi")
+    lines = history.stdout.splitlines()
+    assert lines[0].startswith("r1  archived")
+    assert lines[1].startswith("r2  published")
+    assert any("suzuki" in line and "archive" in line for line in lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import time
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from knowledge.tickets import get_ticket, list_tickets
 from tests.conftest import STARTER, built_rasa_model, make_settings
 
 pytestmark = pytest.mark.e2e
+EDITOR_TOKEN = "e2e-editor-token"
 
 
 def free_ports(count: int) -> list[int]:
@@ -40,6 +42,7 @@ def stack(tmp_path_factory):
         MADOGUCHI_API_PORT=str(api),
         MADOGUCHI_RASA_PORT=str(rasa),
         MADOGUCHI_ACTION_PORT=str(action),
+        MADOGUCHI_EDITOR_TOKEN=EDITOR_TOKEN,
     )
     db = open_db(settings.database_path)
     import_entries(db, STARTER, "yaml", publish=True)
@@ -132,9 +135,10 @@ def test_clarify_then_choose_an_entry(stack):
     assert reply["decision"] == "clarify"
     buttons = reply["replies"][0]["buttons"]
     assert buttons[-1]["title"] == "どれにも当てはまらない"
-    chosen = say(client, buttons[0]["payload"], reply["session_id"])
+    payload = buttons[0]["payload"]
+    chosen = say(client, payload, reply["session_id"])
     assert chosen["decision"] == "answer"
-    assert chosen["replies"][0]["entry_id"] == "juminzei-payment"
+    assert payload == f'/choose_entry{{"entry_id":"{chosen["replies"][0]["entry_id"]}"}}'
 
 
 def test_asking_for_a_person_hands_off(stack):
@@ -146,3 +150,26 @@ def test_asking_for_a_person_hands_off(stack):
     assert get_ticket(open_db(settings.database_path), reply["handoff_id"]).reason == (
         "requested_human"
     )
+
+
+def test_publishing_through_the_api_changes_the_running_chat_at_once(stack):
+    settings, client = stack
+    question = "粗大ごみを出したい"
+    before = say(client, question)["replies"][0]
+    current = get_entry(open_db(settings.database_path), "sodai-gomi")
+    new_answer = "【改定】粗大ごみの受付方法が変わりました。\n\n" + current.answer
+
+    def as_editor(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {EDITOR_TOKEN}", "X-Madoguchi-User": name}
+
+    body = {**current.content(), "answer": new_answer}
+    draft = client.post("/api/entries", json=body, headers=as_editor("sato")).json()
+    path = f"/api/entries/sodai-gomi/revisions/{draft['revision']}"
+    client.post(f"{path}/submit", headers=as_editor("sato")).raise_for_status()
+    client.post(f"{path}/approve", headers=as_editor("suzuki")).raise_for_status()
+    published_at = time.monotonic()
+    after = say(client, question)["replies"][0]
+    elapsed = time.monotonic() - published_at
+    assert (before["revision"], after["revision"]) == (current.revision, draft["revision"])
+    assert after["text"] == new_answer
+    assert elapsed < 1.0

@@ -23,7 +23,9 @@ from knowledge.store import open_db
         ("会社を辞めたので国保に入りたい", "kokuho-join-leave"),
         ("粗大ごみを出したい", "sodai-gomi"),
         ("マイナンバーカードを作りたい", "mynumber-card"),
-        ("印鑑証明がほしい", "inkan-toroku"),
+        ("印鑑登録をしたい", "inkan-toroku"),
+        ("国保 保険料 上がった", "kokuho-premium-2026-change"),
+        ("住民票 コンビニ", "juminhyo-copy"),
         ("介護が必要になった", "kaigo-nintei"),
         ("こんにちは、住民票を取りたい", "juminhyo-copy"),
     ],
@@ -41,13 +43,17 @@ def test_out_of_scope_questions_are_handed_off(shared_engine, question):
     assert shared_engine.search(question).kind == "handoff"
 
 
-def test_ambiguous_question_asks_which_entry(shared_engine):
-    decision = shared_engine.search("税金を払いたい")
+@pytest.mark.parametrize(
+    "question, among",
+    [
+        ("税金を払いたい", {"nozei-shomei", "nozei-sodan", "conveni-smartphone-payment"}),
+        ("印鑑証明がほしい", {"inkan-toroku", "inkan-shomei"}),
+    ],
+)
+def test_ambiguous_question_asks_which_entry(shared_engine, question, among):
+    decision = shared_engine.search(question)
     assert decision.kind == "clarify"
-    assert {c.entry_id for c in decision.candidates[:2]} == {
-        "juminzei-payment",
-        "kokuho-premium-payment",
-    }
+    assert among <= {c.entry_id for c in decision.candidates[:3]}
 
 
 def test_a_word_mentioned_only_in_an_answer_does_not_make_a_confident_answer(shared_engine):

@@ -11,13 +11,14 @@ from assistant.errors import IndexUnavailable
 from assistant.index import INDEX_FILE, DenseIndex
 from knowledge.io import import_entries
 from knowledge.store import knowledge_revision, open_db
+from tests.conftest import STARTER_COUNT
 
 
 def test_load_builds_a_missing_index_and_saves_it(starter_settings):
     engine = Engine.load(starter_settings)
     saved = DenseIndex.load(starter_settings.index_dir)
     assert saved.knowledge_revision == knowledge_revision(engine.db)
-    assert saved.entry_count() == engine.dense.entry_count() == 12
+    assert saved.entry_count() == engine.dense.entry_count() == STARTER_COUNT
 
 
 def test_a_corrupt_index_is_rebuilt_at_start(starter_settings):
@@ -28,7 +29,7 @@ def test_a_corrupt_index_is_rebuilt_at_start(starter_settings):
         DenseIndex.load(starter_settings.index_dir)
     engine = Engine.load(starter_settings)
     assert engine.search("粗大ごみを出したい").best.entry_id == "sodai-gomi"
-    assert DenseIndex.load(starter_settings.index_dir).entry_count() == 12
+    assert DenseIndex.load(starter_settings.index_dir).entry_count() == STARTER_COUNT
 
 
 def test_a_stale_index_is_rebuilt_when_the_knowledge_changed(starter_settings, tmp_path):
@@ -52,7 +53,7 @@ def test_a_stale_index_is_rebuilt_when_the_knowledge_changed(starter_settings, t
     with pytest.raises(IndexUnavailable, match="knowledge revision 1"):
         Engine.load(starter_settings, rebuild_if_stale=False)
     engine = Engine.load(starter_settings)
-    assert engine.dense.entry_count() == 13
+    assert engine.dense.entry_count() == STARTER_COUNT + 1
     assert engine.search("犬を飼い始めた").best.entry_id == "dog-registration"
 
 

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import sqlite3
 import threading
 
 import pytest
 
-from knowledge.io import ImportFailed, export_entries, import_entries
+from knowledge.city import CityProfile
+from knowledge.io import (
+    CSV_LIST_SEPARATOR,
+    ImportFailed,
+    export_entries,
+    import_entries,
+    validate_file,
+)
 from knowledge.model import KnowledgeError
-from knowledge.store import all_entries, get_entry, knowledge_revision, open_db
+from knowledge.store import current_entries, get_entry, knowledge_revision, open_db
 from tests.conftest import STARTER
 
 GOOD = {
@@ -26,8 +36,11 @@ def write_jsonl(path, records):
     return path
 
 
-def table_dump(db) -> list[tuple]:
-    return db.execute("SELECT * FROM entries ORDER BY id").fetchall()
+def table_dump(db) -> list[list[tuple]]:
+    return [
+        db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+        for table in ("revisions", "audit", "kb_meta")
+    ]
 
 
 def test_import_jsonl_stores_the_exact_entry(settings, tmp_path):
@@ -111,8 +124,8 @@ def test_a_failed_import_leaves_the_database_exactly_as_it_was(starter_settings,
 
 def test_unknown_format_is_an_error(settings, tmp_path):
     db = open_db(settings.database_path)
-    with pytest.raises(KnowledgeError, match="unknown format 'csv'"):
-        import_entries(db, write_jsonl(tmp_path / "a.jsonl", [GOOD]), "csv")
+    with pytest.raises(KnowledgeError, match="unknown format 'xml'"):
+        import_entries(db, write_jsonl(tmp_path / "a.jsonl", [GOOD]), "xml")
 
 
 def test_yaml_file_id_must_match_its_name(settings, tmp_path):
@@ -125,7 +138,9 @@ def test_yaml_file_id_must_match_its_name(settings, tmp_path):
         import_entries(open_db(settings.database_path), folder, "yaml")
 
 
-@pytest.mark.parametrize("fmt, name", [("jsonl", "kb.jsonl"), ("yaml", "kb"), ("yaml", "kb.yaml")])
+@pytest.mark.parametrize(
+    "fmt, name", [("jsonl", "kb.jsonl"), ("yaml", "kb"), ("yaml", "kb.yaml"), ("csv", "kb.csv")]
+)
 def test_export_import_export_is_byte_identical(starter_settings, tmp_path, fmt, name):
     first = tmp_path / "first" / name
     first.parent.mkdir()
@@ -144,10 +159,65 @@ def test_export_import_export_is_byte_identical(starter_settings, tmp_path, fmt,
 
 
 def test_starter_entries_load_and_are_published(starter_settings):
-    entries = all_entries(open_db(starter_settings.database_path))
-    assert len(entries) == len(list(STARTER.glob("*.yaml")))
+    entries = current_entries(open_db(starter_settings.database_path))
+    assert len(entries) == len(list(STARTER.glob("*.yaml"))) >= 80
     assert {e.status for e in entries} == {"published"}
-    assert all(e.department and len(e.questions) >= 5 for e in entries)
+    city = CityProfile.load()
+    for entry in entries:
+        assert len(entry.questions) >= 5, entry.id
+        assert entry.department in city.departments, entry.id
+        assert "{{" not in city.render(entry.answer), entry.id
+
+
+def test_starter_entries_validate_as_files():
+    assert len(validate_file(STARTER, "yaml")) >= 80
+
+
+def test_csv_export_opens_in_excel(starter_settings, tmp_path):
+    path = tmp_path / "kb.csv"
+    export_entries(open_db(starter_settings.database_path), path, "csv")
+    data = path.read_bytes()
+    assert data.startswith("\ufeff".encode())  # the BOM Excel needs to read UTF-8
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[0][:4] == ["id", "title", "category", "department"]
+    juminhyo = next(row for row in rows if row[0] == "juminhyo-copy")
+    questions = juminhyo[rows[0].index("questions")].split(CSV_LIST_SEPARATOR)
+    assert questions == list(
+        get_entry(open_db(starter_settings.database_path), "juminhyo-copy").questions
+    )
+    assert b"\r\n" in data
+
+
+def test_csv_with_an_unknown_column_is_rejected(settings, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("\ufeffid,title,questions,answer,colour\r\na,t,q,本文,red\r\n", "utf-8")
+    with pytest.raises(ImportFailed, match="bad.csv: unknown column 'colour'"):
+        import_entries(open_db(settings.database_path), path, "csv")
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (
+            {**GOOD, "answer": "[詳細](javascript:alert(1))"},
+            "field 'answer': link target 'javascript:",
+        ),
+        ({**GOOD, "answer": "窓口は{{受付時間}}です"}, "unknown placeholder {{受付時間}}"),
+        ({**GOOD, "source_url": "ftp://example.jp"}, "field 'source_url': must start with http"),
+        ({**GOOD, "questions": ["一行目\n二行目"]}, "item 1 must be a single line"),
+    ],
+)
+def test_validate_file_reports_unsafe_content(tmp_path, record, expected):
+    with pytest.raises(ImportFailed, match=re.escape(expected)):
+        validate_file(write_jsonl(tmp_path / "v.jsonl", [record]), "jsonl")
+
+
+def test_the_same_phrasing_in_two_entries_of_one_file_is_rejected(tmp_path):
+    other = {**GOOD, "id": "cat-registration", "title": "猫"}
+    with pytest.raises(
+        ImportFailed, match="is the same as 「犬を飼い始めた」 of entry 'dog-registration'"
+    ):
+        validate_file(write_jsonl(tmp_path / "v.jsonl", [GOOD, other]), "jsonl")
 
 
 def test_concurrent_imports_from_threads_all_land(settings, tmp_path):
@@ -160,7 +230,10 @@ def test_concurrent_imports_from_threads_all_land(settings, tmp_path):
     def worker(n: int) -> None:
         try:
             db = open_db(db_path)
-            path = write_jsonl(tmp_path / f"{n}.jsonl", [{**GOOD, "id": f"entry-{n}"}])
+            path = write_jsonl(
+                tmp_path / f"{n}.jsonl",
+                [{**GOOD, "id": f"entry-{n}", "questions": [f"犬を飼い始めた {n}匹目"]}],
+            )
             import_entries(db, path, "jsonl", publish=True)
             db.close()
         except BaseException as error:  # collected and asserted below
@@ -173,5 +246,5 @@ def test_concurrent_imports_from_threads_all_land(settings, tmp_path):
         thread.join()
     assert errors == []
     db = sqlite3.connect(db_path)
-    assert db.execute("SELECT count(*) FROM entries").fetchone()[0] == 16
+    assert db.execute("SELECT count(*) FROM revisions").fetchone()[0] == 16
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -11,8 +11,9 @@ def test_normalized_forms_fold_width_and_case():
     assert content_terms("ＭＹナンバー") == content_terms("myナンバー")
 
 
-def test_function_words_are_not_content():
-    assert content_terms("住民票をください") == ["住民", "票", "下さる"]
+def test_function_words_and_generic_words_are_not_content():
+    assert content_terms("住民票をください") == ["住民", "票"]
+    assert content_terms("転居届の出し方を教えてください") == ["転居", "届け", "出す"]
 
 
 def test_whitespace_only_and_empty_give_no_words():

@@ -30,7 +30,7 @@ def lookup_answers(
     decision = engine.search(q, as_of=as_of, top_k=k)
     results = []
     for candidate in decision.candidates:
-        entry = engine.entry(candidate.entry_id)
+        entry = engine.entry(candidate.entry_id, candidate.revision)
         results.append(
             AnswerPublic(
                 entry_id=entry.id,

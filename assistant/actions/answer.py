@@ -17,9 +17,11 @@ NONE_OF_THESE = "どれにも当てはまらない"
 CLARIFY_PROMPT = "お問い合わせの内容に近いものを選んでください。"
 
 
-def utter_entry(dispatcher: CollectingDispatcher, entry_id: str, decision: str) -> list[EventType]:
+def utter_entry(
+    dispatcher: CollectingDispatcher, entry_id: str, decision: str, revision: int | None = None
+) -> list[EventType]:
     """Send the entry's answer verbatim, then its department and contact."""
-    entry = runtime.engine().entry(entry_id)
+    entry = runtime.engine().entry(entry_id, revision)
     runtime.say(dispatcher, entry.answer, decision, entry_id=entry.id, revision=entry.revision)
     contact = runtime.city().contact_for(entry.department, entry.contact)
     if contact:
@@ -43,12 +45,16 @@ def utter_choices(dispatcher: CollectingDispatcher, decision: Decision) -> list[
     return []
 
 
-def answer_if_confident(dispatcher: CollectingDispatcher, text: str) -> Decision:
-    """Search for ``text``; on an "answer" decision, send the entry. Returns the decision."""
-    decision = runtime.engine().search(text)
+def act_on(
+    dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
+) -> list[EventType]:
+    """Answer, offer the choices, or hand off, as the engine decided."""
     if decision.kind == "answer":
-        utter_entry(dispatcher, decision.candidates[0].entry_id, "answer")
-    return decision
+        best = decision.candidates[0]
+        return utter_entry(dispatcher, best.entry_id, "answer", best.revision)
+    if decision.kind == "clarify":
+        return utter_choices(dispatcher, decision)
+    return hand_off(dispatcher, tracker, reason="no_confident_answer", decision=decision)
 
 
 class ActionAnswer(Action):
@@ -60,12 +66,8 @@ class ActionAnswer(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        decision = answer_if_confident(dispatcher, tracker.latest_message.get("text") or "")
-        if decision.kind == "answer":
-            return [SlotSet("last_entry_id", decision.candidates[0].entry_id)]
-        if decision.kind == "clarify":
-            return utter_choices(dispatcher, decision)
-        return hand_off(dispatcher, tracker, reason="no_confident_answer", decision=decision)
+        decision = runtime.engine().search(tracker.latest_message.get("text") or "")
+        return act_on(dispatcher, tracker, decision)
 
 
 class ActionAnswerChoice(Action):

@@ -26,8 +26,7 @@ def engine() -> Engine:
 
 @lru_cache(maxsize=1)
 def city() -> CityProfile:
-    path = os.environ.get("MADOGUCHI_CITY")
-    return CityProfile.load(path) if path else CityProfile.load()
+    return CityProfile.load(settings().city_path)
 
 
 def candidates_payload(decision: Decision) -> list[dict[str, Any]]:

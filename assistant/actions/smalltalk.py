@@ -1,8 +1,8 @@
 """Greetings, thanks and other small talk, checked against the knowledge base first.
 
 NLU is overconfident on text unlike its training data, so before treating a message as
-small talk we ask the engine: if it is confident the message is a question it can
-answer (「こんにちは、住民票を取りたい」), the resident gets the answer.
+small talk we ask the engine: if it has strong evidence that the message is a question
+(「こんにちは、住民票を取りたい」), the resident gets the answer or the choices.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
-from assistant.actions.answer import answer_if_confident
+from assistant.actions.answer import act_on
 
 RESPONSES = {
     "greet": "utter_greet",
@@ -34,9 +34,13 @@ class ActionSmallTalk(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        decision = answer_if_confident(dispatcher, tracker.latest_message.get("text") or "")
-        if decision.kind == "answer":
-            return [SlotSet("last_entry_id", decision.candidates[0].entry_id)]
+        decision = runtime.engine().search(tracker.latest_message.get("text") or "")
+        # Strong evidence of a question (「こんにちは、住民票を取りたい」): treat it as one.
+        if (
+            decision.kind != "handoff"
+            and decision.confidence >= runtime.settings().answer_threshold
+        ):
+            return act_on(dispatcher, tracker, decision)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
         dispatcher.utter_message(
             response=RESPONSES.get(intent, "utter_ask_question"),
