@@ -217,6 +217,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+    from assistant.evaluation import EvaluationInputError, evaluate, read_qrels, read_queries
+
+    try:
+        queries = read_queries(Path(args.queries))
+        qrels = read_qrels(Path(args.qrels))
+    except (OSError, EvaluationInputError) as error:
+        raise CliError(str(error)) from None
+    engine = Engine.load(_settings())
+    report = evaluate(
+        list(tqdm(queries, desc="eval", unit="query", disable=args.json)),
+        qrels,
+        lambda text: engine.search(text, as_of=args.as_of, top_k=10),
+    )
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from assistant.launcher import Stack
 
@@ -281,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--as-of", type=_date, help="answer as on this date (YYYY-MM-DD)")
     search.add_argument("--json", action="store_true", help="print JSON")
     search.set_defaults(func=cmd_search)
+
+    evaluation = commands.add_parser("eval", help="measure retrieval and decisions")
+    evaluation.add_argument("--queries", required=True, metavar="FILE.jsonl")
+    evaluation.add_argument("--qrels", required=True, metavar="FILE.json")
+    evaluation.add_argument("--as-of", type=_date, help="evaluate as on this date")
+    evaluation.add_argument("--json", action="store_true", help="print JSON")
+    evaluation.set_defaults(func=cmd_eval)
 
     serve = commands.add_parser("serve", help="start Rasa, the action server and the API")
     serve.set_defaults(func=cmd_serve)

@@ -104,6 +104,9 @@ class Engine:
         self.lexical = LexicalIndex()
         self.revisions: dict[str, Entry] = {}  # key -> published revision
         self.by_entry: dict[str, list[Entry]] = {}  # entry id -> its published revisions
+        self.key_of: dict[tuple[str, int], str] = {}
+        # (day, keys of the revisions in force that day): most searches ask about today.
+        self._in_force_cache: tuple[dt.date, frozenset[str]] | None = None
         self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
 
     # -- loading and keeping in step ------------------------------------------------
@@ -193,6 +196,8 @@ class Engine:
             entry = published[key]
             self.lexical.add(key, [entry.title, *entry.questions], [entry.answer])
         self.revisions = published
+        self.key_of = {(entry.id, entry.revision): key for key, entry in published.items()}
+        self._in_force_cache = None
         by_entry: dict[str, list[Entry]] = {}
         for entry in published.values():
             by_entry.setdefault(entry.id, []).append(entry)
@@ -217,11 +222,7 @@ class Engine:
         terms = content_terms(query)
         with self._lock:
             self.sync()
-            in_force = {
-                revision_key(chosen)
-                for revisions in self.by_entry.values()
-                if (chosen := revision_in_force(revisions, as_of)) is not None
-            }
+            in_force = self._in_force(as_of)
             vector = self._encode([query])[0]
             dense: dict[str, float] = {}
             for row, score in self.dense.search(vector, limit=max(200, top_k * 20)):
@@ -249,6 +250,16 @@ class Engine:
         # Ties broken by id so that equal scores never reorder between processes.
         candidates.sort(key=lambda c: (-c.score, c.entry_id))
         return self._decide(candidates[:top_k], revision)
+
+    def _in_force(self, as_of: dt.date) -> frozenset[str]:
+        if self._in_force_cache is None or self._in_force_cache[0] != as_of:
+            keys = frozenset(
+                self.key_of[(chosen.id, chosen.revision)]
+                for revisions in self.by_entry.values()
+                if (chosen := revision_in_force(revisions, as_of)) is not None
+            )
+            self._in_force_cache = (as_of, keys)
+        return self._in_force_cache[1]
 
     def _decide(self, candidates: list[Candidate], revision: int) -> Decision:
         if not candidates:

@@ -1,0 +1,75 @@
+"""The evaluation harness: exact metrics on hand-made rankings, and the CLI on the dev set."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from assistant.config import PROJECT_ROOT
+from assistant.engine import Candidate, Decision
+from assistant.evaluation import EvaluationInputError, evaluate, read_qrels
+from tests.test_cli import madoguchi
+
+DEV = PROJECT_ROOT / "assistant" / "eval"
+
+
+def decision(kind: str, *entry_ids: str) -> Decision:
+    return Decision(kind, 0.5, tuple(Candidate(e, 1, e, 0.5, 0.5, 0.5) for e in entry_ids))
+
+
+def test_metrics_on_known_rankings():
+    queries = [("q1", "a"), ("q2", "b"), ("q3", "c"), ("q4", "d")]
+    qrels = {"q1": {"x": 2}, "q2": {"y": 2, "z": 1}, "q3": {"x": 2}, "q4": {}}
+    outcomes = {
+        "a": decision("answer", "x", "y"),  # right answer
+        "b": decision("clarify", "z", "y"),  # best entry second
+        "c": decision("answer", "y", "w"),  # wrong answer, x not retrieved
+        "d": decision("handoff", "x"),  # out of scope, rightly handed off
+    }
+    report = evaluate(queries, qrels, outcomes.__getitem__)
+    q2_ndcg = (1 + 3 / math.log2(3)) / (3 + 1 / math.log2(3))
+    assert report.ndcg_at_10 == pytest.approx((1 + q2_ndcg + 0) / 3)
+    assert report.recall_at_10 == pytest.approx((1 + 1 + 0) / 3)
+    assert report.hit_at_1 == pytest.approx(1 / 3)
+    assert report.mrr == pytest.approx((1 + 0.5 + 0) / 3)
+    assert report.answer_precision == pytest.approx(1 / 2)
+    assert (report.in_scope, report.out_of_scope) == (3, 1)
+    assert report.out_of_scope_rejection == 1.0
+
+
+def test_malformed_qrels_are_reported(tmp_path):
+    path = tmp_path / "qrels.json"
+    path.write_text('["not", "a", "mapping"]', "utf-8")
+    with pytest.raises(EvaluationInputError, match="expected {query id"):
+        read_qrels(path)
+
+
+def test_dev_set_is_large_enough_and_points_at_starter_entries():
+    from tests.conftest import STARTER
+
+    queries = (DEV / "dev_queries.jsonl").read_text("utf-8").splitlines()
+    qrels = json.loads((DEV / "dev_qrels.json").read_text("utf-8"))
+    assert len(queries) >= 300
+    assert sum(1 for rel in qrels.values() if not rel) >= 50
+    known = {p.stem for p in STARTER.glob("*.yaml")}
+    assert {entry for rel in qrels.values() for entry in rel} <= known
+
+
+def test_eval_command_reports_every_figure(starter_settings):
+    result = madoguchi(
+        starter_settings,
+        "eval",
+        "--queries",
+        str(DEV / "dev_queries.jsonl"),
+        "--qrels",
+        str(DEV / "dev_qrels.json"),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["queries"] >= 300
+    for name in ("ndcg_at_10", "recall_at_10", "hit_at_1", "mrr", "answer_precision"):
+        assert 0.0 <= report[name] <= 1.0
+    assert {"handoff_rate", "out_of_scope_rejection"} <= set(report)
