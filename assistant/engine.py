@@ -45,6 +45,8 @@ LEXICAL_WEIGHT = 0.4
 # Each row kind counts a little differently: a matching phrasing is the best evidence.
 KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9}
 MAX_QUERY_CHARS = 2000
+# How many entries from each side (dense, lexical) get a full score.
+SHORTLIST = 50
 
 
 @dataclass(frozen=True)
@@ -230,26 +232,33 @@ class Engine:
                 if row.key in in_force and weighted > dense.get(row.key, -1.0):
                     dense[row.key] = weighted
             bm25 = self.lexical.scores(terms)
-            candidates = []
-            for key in (set(dense) | set(bm25)) & in_force:
-                entry = self.revisions[key]
+            weights = self.lexical.query_weights(terms)
+            # Full scores only for the best few on either side: a search stays
+            # proportional to what it returns, not to the knowledge base.
+            shortlist = set(sorted(dense, key=dense.__getitem__, reverse=True)[:SHORTLIST])
+            in_force_bm25 = [key for key in bm25 if key in in_force]
+            shortlist.update(sorted(in_force_bm25, key=bm25.__getitem__, reverse=True)[:SHORTLIST])
+            scored = []
+            for key in shortlist:
                 dense_score = max(0.0, dense.get(key, 0.0))
-                coverage = self.lexical.coverage(terms, key)
+                coverage = self.lexical.coverage(weights, key)
                 score = DENSE_WEIGHT * dense_score + LEXICAL_WEIGHT * coverage
-                candidates.append(
-                    Candidate(
-                        entry_id=entry.id,
-                        revision=entry.revision,
-                        title=entry.title,
-                        score=round(score, 6),
-                        dense=round(dense_score, 6),
-                        lexical=round(coverage, 6),
-                    )
+                scored.append((round(score, 6), key, dense_score, coverage))
+            scored.sort(key=lambda item: (-item[0], self.revisions[item[1]].id))
+            candidates = [
+                Candidate(
+                    entry_id=self.revisions[key].id,
+                    revision=self.revisions[key].revision,
+                    title=self.revisions[key].title,
+                    score=score,
+                    dense=round(dense_score, 6),
+                    lexical=round(coverage, 6),
                 )
+                for score, key, dense_score, coverage in scored[:top_k]
+            ]
             revision = self.dense.knowledge_revision
-        # Ties broken by id so that equal scores never reorder between processes.
-        candidates.sort(key=lambda c: (-c.score, c.entry_id))
-        return self._decide(candidates[:top_k], revision)
+        # Ties are broken by id (above) so equal scores never reorder between processes.
+        return self._decide(candidates, revision)
 
     def _in_force(self, as_of: dt.date) -> frozenset[str]:
         if self._in_force_cache is None or self._in_force_cache[0] != as_of:

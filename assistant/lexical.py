@@ -82,21 +82,23 @@ class LexicalIndex:
                 )
         return results
 
-    def coverage(self, query_terms: list[str], key: str) -> float:
-        """Share of the query's IDF mass found in the document: 1.0 when every word matches.
+    def query_weights(self, query_terms: list[str]) -> dict[str, float]:
+        """IDF weight of each query word; words never seen weigh as much as the rarest."""
+        top = math.log(1.0 + (len(self._docs) + 0.5) / 0.5)
+        return {t: (self.idf(t) if t in self._postings else top) for t in set(query_terms)}
+
+    def coverage(self, weights: dict[str, float], key: str) -> float:
+        """Share of the query's IDF mass (``query_weights``) found in the document:
+        1.0 when every word matches.
 
         Words found only in the answer count for less (BODY_DISCOUNT): an answer that
         mentions パスポート as an ID document is not about passports.
         """
         terms = self._docs.get(key)
-        unique = set(query_terms)
-        if not terms or not unique:
+        total = sum(weights.values())
+        if not terms or not total:
             return 0.0
         head = self._heads[key]
-        # Words the index has never seen weigh as much as its rarest words.
-        top = math.log(1.0 + (len(self._docs) + 0.5) / 0.5)
-        weights = {t: (self.idf(t) if t in self._postings else top) for t in unique}
-        total = sum(weights.values())
         in_head = sum(w for t, w in weights.items() if t in head)
         in_all = sum(w for t, w in weights.items() if t in terms)
-        return max(in_head, BODY_DISCOUNT * in_all) / total if total else 0.0
+        return max(in_head, BODY_DISCOUNT * in_all) / total
