@@ -260,6 +260,31 @@ class Engine:
         # Ties are broken by id (above) so equal scores never reorder between processes.
         return self._decide(candidates, revision)
 
+    def search_in_context(
+        self,
+        query: str,
+        context_entry_id: str | None,
+        *,
+        as_of: dt.date | None = None,
+        top_k: int = 5,
+    ) -> Decision:
+        """Search a follow-up in the light of the entry the resident was just given.
+
+        「いつまでに払えばいい？」 after an answer about premiums says too little alone. If
+        the question by itself does not lead to an answer, it is asked again prefixed with
+        the previous entry's title, and that is used if it does. A question that answers
+        by itself (a new topic) is never bent towards the previous entry.
+        """
+        plain = self.search(query, as_of=as_of, top_k=top_k)
+        if plain.kind == "answer" or not context_entry_id:
+            return plain
+        try:
+            context = self.entry(context_entry_id, as_of=as_of)
+        except EntryNotFound:
+            return plain
+        framed = self.search(f"{context.title} {query}", as_of=as_of, top_k=top_k)
+        return framed if framed.kind == "answer" else plain
+
     def _in_force(self, as_of: dt.date) -> frozenset[str]:
         if self._in_force_cache is None or self._in_force_cache[0] != as_of:
             keys = frozenset(

@@ -26,7 +26,7 @@ def actions_home(starter_settings, monkeypatch):
         cached.cache_clear()
 
 
-def tracker(text: str, intent: str = "inquiry", entities=None, history=None) -> Tracker:
+def tracker(text: str, intent: str = "inquiry", entities=None, history=None, slots=None) -> Tracker:
     latest = {
         "text": text,
         "intent": {"name": intent, "confidence": 0.9},
@@ -36,7 +36,7 @@ def tracker(text: str, intent: str = "inquiry", entities=None, history=None) -> 
     events = list(history or []) + [
         {"event": "user", "text": text, "timestamp": 1.0, "parse_data": latest}
     ]
-    return Tracker("resident-1", {}, latest, events, False, None, {}, "rest")
+    return Tracker("resident-1", slots or {}, latest, events, False, None, {}, "rest")
 
 
 def payloads(dispatcher: CollectingDispatcher) -> list[dict]:
@@ -117,3 +117,27 @@ def test_smalltalk_with_a_real_question_gets_the_answer(actions_home):
     dispatcher = CollectingDispatcher()
     ActionSmallTalk().run(dispatcher, tracker("こんにちは、住民票を取りたい", intent="greet"), {})
     assert payloads(dispatcher)[0]["entry_id"] == "juminhyo-copy"
+
+
+@pytest.mark.parametrize(
+    "previous, follow_up",
+    [
+        ("kokuho-premium-payment", "いつまでに払えばいい？"),
+        ("kokuho-premium-payment", "コンビニでも払える？"),
+        ("tennyu", "必要なものは？"),
+    ],
+)
+def test_a_follow_up_is_answered_from_the_previous_entry(actions_home, previous, follow_up):
+    alone = CollectingDispatcher()
+    ActionAnswer().run(alone, tracker(follow_up), {})
+    assert payloads(alone)[0]["decision"] != "answer"  # too little to go on by itself
+    dispatcher = CollectingDispatcher()
+    ActionAnswer().run(dispatcher, tracker(follow_up, slots={"last_entry_id": previous}), {})
+    assert payloads(dispatcher)[0]["entry_id"] == previous
+
+
+def test_a_new_topic_is_not_bent_towards_the_previous_entry(actions_home):
+    dispatcher = CollectingDispatcher()
+    after = tracker("粗大ごみを出したい", slots={"last_entry_id": "juminhyo-copy"})
+    ActionAnswer().run(dispatcher, after, {})
+    assert payloads(dispatcher)[0]["entry_id"] == "sodai-gomi"

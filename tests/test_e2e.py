@@ -129,6 +129,15 @@ def test_unanswerable_question_creates_a_ticket_with_the_context(stack):
     )
 
 
+def test_a_follow_up_question_uses_the_previous_answer(stack):
+    _, client = stack
+    first = say(client, "国民健康保険料はコンビニで払えますか")
+    assert first["replies"][0]["entry_id"] == "kokuho-premium-payment"
+    follow_up = say(client, "いつまでに払えばいい？", first["session_id"])
+    assert follow_up["decision"] == "answer"
+    assert follow_up["replies"][0]["entry_id"] == "kokuho-premium-payment"
+
+
 def test_clarify_then_choose_an_entry(stack):
     _, client = stack
     reply = say(client, "税金を払いたい")

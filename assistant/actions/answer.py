@@ -66,7 +66,9 @@ class ActionAnswer(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        decision = runtime.engine().search(tracker.latest_message.get("text") or "")
+        decision = runtime.engine().search_in_context(
+            tracker.latest_message.get("text") or "", tracker.get_slot("last_entry_id")
+        )
         return act_on(dispatcher, tracker, decision)
 
 

@@ -34,7 +34,9 @@ class ActionSmallTalk(Action):
     def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        decision = runtime.engine().search(tracker.latest_message.get("text") or "")
+        decision = runtime.engine().search_in_context(
+            tracker.latest_message.get("text") or "", tracker.get_slot("last_entry_id")
+        )
         # Strong evidence of a question (「こんにちは、住民票を取りたい」): treat it as one.
         if (
             decision.kind != "handoff"
