@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
@@ -35,6 +35,16 @@ class DenseIndex:
     rows: dict[int, Row]
     knowledge_revision: int
     encoder_fingerprint: str
+    # key -> its row ids, and the next free row id: adding and removing one revision
+    # must not scan every row (that made a 100,000-entry build quadratic).
+    _row_ids: dict[str, list[int]] = field(init=False, repr=False)
+    _next_id: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._row_ids = {}
+        for row_id, row in self.rows.items():
+            self._row_ids.setdefault(row.key, []).append(row_id)
+        self._next_id = max(self.rows, default=-1) + 1
 
     @classmethod
     def empty(cls, dimension: int, knowledge_revision: int, fingerprint: str) -> DenseIndex:
@@ -47,7 +57,7 @@ class DenseIndex:
         return self.faiss_index.d
 
     def keys(self) -> set[str]:
-        return {row.key for row in self.rows.values()}
+        return set(self._row_ids)
 
     def entry_count(self) -> int:
         """Distinct entries indexed (an entry may have a current and a scheduled revision)."""
@@ -56,14 +66,15 @@ class DenseIndex:
     def add(self, key: str, kinds: list[str], vectors: np.ndarray) -> None:
         """Replace the vectors stored under ``key`` with these."""
         self.remove(key)
-        start = max(self.rows, default=-1) + 1
-        ids = np.arange(start, start + len(kinds), dtype="int64")
+        ids = np.arange(self._next_id, self._next_id + len(kinds), dtype="int64")
+        self._next_id += len(kinds)
         self.faiss_index.add_with_ids(np.ascontiguousarray(vectors, dtype="float32"), ids)
         for row_id, kind in zip(ids.tolist(), kinds, strict=True):
             self.rows[row_id] = Row(key, kind)
+        self._row_ids[key] = ids.tolist()
 
     def remove(self, key: str) -> None:
-        ids = [row_id for row_id, row in self.rows.items() if row.key == key]
+        ids = self._row_ids.pop(key, None)
         if ids:
             self.faiss_index.remove_ids(np.array(ids, dtype="int64"))
             for row_id in ids:

@@ -65,3 +65,24 @@ def test_missing_index_without_rebuild_says_how_to_build_it(starter_settings):
 def test_no_temporary_files_are_left_behind(starter_settings):
     Engine.load(starter_settings, force_rebuild=True)
     assert [p.name for p in starter_settings.index_dir.iterdir()] == [INDEX_FILE]
+
+
+def test_add_replace_remove_one_revision(tmp_path):
+    import numpy as np
+
+    index = DenseIndex.empty(3, 1, "fp")
+    one = np.array([[1, 0, 0], [0, 1, 0]], dtype="float32")
+    index.add("a@1#x", ["title", "question"], one)
+    index.add("b@1#y", ["title"], np.array([[0, 0, 1]], dtype="float32"))
+    index.add("a@1#x", ["title"], np.array([[0, 0, 1]], dtype="float32"))  # replace
+    assert index.keys() == {"a@1#x", "b@1#y"}
+    assert index.faiss_index.ntotal == 2
+    index.remove("b@1#y")
+    assert index.keys() == {"a@1#x"}
+    [(row, score)] = index.search(np.array([0, 0, 1], dtype="float32"), limit=5)
+    assert (row.key, round(score, 4)) == ("a@1#x", 1.0)
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path)
+    assert loaded.keys() == {"a@1#x"}
+    loaded.add("c@1#z", ["title"], np.array([[1, 0, 0]], dtype="float32"))
+    assert loaded.faiss_index.ntotal == 2 and len(loaded.rows) == 2
