@@ -140,10 +140,11 @@ class Engine:
                         f"index was built with encoder {dense.encoder_fingerprint}; "
                         f"the configured one is {fingerprint}"
                     )
-                if not rebuild_if_stale and dense.knowledge_revision != knowledge_revision(db):
+                current = knowledge_revision(db)
+                if not rebuild_if_stale and dense.knowledge_revision != current:
                     raise IndexUnavailable(
                         f"index is from knowledge revision {dense.knowledge_revision}; "
-                        f"the database is at {knowledge_revision(db)}"
+                        f"the database is at {current}"
                     )
             except IndexUnavailable as error:
                 if not rebuild_if_stale:

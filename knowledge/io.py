@@ -160,11 +160,11 @@ def _read_yaml(path: Path) -> list[tuple[str, Any]]:
     return records
 
 
-def validate_records(records: list[tuple[str, Any]], source: str, status: str) -> list[Entry]:
+def validate_records(records: list[tuple[str, Any]], source: str) -> list[Entry]:
     entries, problems, seen = [], [], {}
     for where, record in records:
         try:
-            entry = entry_from_mapping(record, status=status)
+            entry = entry_from_mapping(record)
         except InvalidEntry as error:
             problems.extend(
                 f"{where}: entry {e!r}, field {f!r}: {why}" for e, f, why in error.problems
@@ -188,7 +188,7 @@ def validate_records(records: list[tuple[str, Any]], source: str, status: str) -
 
 def validate_file(path: Path, fmt: str) -> list[Entry]:
     """Check a file as an import would, without a database; raise ImportFailed."""
-    return validate_records(read_records(path, fmt), str(path), "draft")
+    return validate_records(read_records(path, fmt), str(path))
 
 
 def import_entries(
@@ -205,7 +205,7 @@ def import_entries(
     Each new or changed entry becomes a new revision: published with ``publish``, else a
     draft for review. Entries equal to their latest revision are left unchanged.
     """
-    entries = validate_records(read_records(path, fmt), str(path), "draft")
+    entries = validate_file(path, fmt)
     report = ImportReport()
     with write_transaction(db):
         others = live_others(db, {entry.id for entry in entries})

@@ -275,12 +275,6 @@ def published_revisions(db: sqlite_utils.Database) -> list[Entry]:
     return [_entry(row) for row in rows]
 
 
-def entries_in_force(db: sqlite_utils.Database, as_of: dt.date) -> list[Entry]:
-    """The revision answered on ``as_of`` of each entry that has one, ordered by id."""
-    chosen = (revision_in_force(revs, as_of) for revs in all_revisions(db).values())
-    return [entry for entry in chosen if entry is not None]
-
-
 def current_entries(db: sqlite_utils.Database, as_of: dt.date | None = None) -> list[Entry]:
     """One revision per entry: the one in force on ``as_of``, else the latest (for export)."""
     day = as_of or dt.date.today()

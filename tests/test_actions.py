@@ -19,10 +19,10 @@ from knowledge.tickets import get_ticket
 def actions_home(starter_settings, monkeypatch):
     monkeypatch.setenv("MADOGUCHI_HOME", str(starter_settings.home))
     monkeypatch.setenv("MADOGUCHI_ENCODER", str(starter_settings.encoder_path))
-    for cached in (runtime.settings, runtime.engine, runtime.city):
+    for cached in (runtime.settings, runtime.engine):
         cached.cache_clear()
     yield starter_settings
-    for cached in (runtime.settings, runtime.engine, runtime.city):
+    for cached in (runtime.settings, runtime.engine):
         cached.cache_clear()
 
 

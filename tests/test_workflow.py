@@ -15,9 +15,13 @@ from knowledge.workflow import Policy, approve, archive, rollback, save_draft, s
 PREMIUM = "kokuho-premium-calculation"
 
 
+def new_draft(db, changes: dict, *, author="sato"):
+    """A draft of the premium entry with ``changes`` on top of its current content."""
+    return save_draft(db, {**get_entry(db, PREMIUM).content(), **changes}, actor=author)
+
+
 def publish_new_revision(db, changes: dict, *, author="sato", approver="suzuki"):
-    current = get_entry(db, PREMIUM)
-    draft = save_draft(db, {**current.content(), **changes}, actor=author)
+    draft = new_draft(db, changes, author=author)
     submit_for_review(db, PREMIUM, draft.revision, actor=author)
     return approve(db, PREMIUM, draft.revision, actor=approver)
 
@@ -41,7 +45,7 @@ def test_draft_review_publish_records_each_step(starter_settings):
 
 def test_an_author_cannot_approve_their_own_revision(starter_settings):
     db = open_db(starter_settings.database_path)
-    draft = save_draft(db, {**get_entry(db, PREMIUM).content(), "fees": "なし"}, actor="sato")
+    draft = new_draft(db, {"fees": "なし"})
     submit_for_review(db, PREMIUM, draft.revision, actor="sato")
     with pytest.raises(WorkflowError, match="another editor must approve it"):
         approve(db, PREMIUM, draft.revision, actor="sato")
@@ -52,7 +56,7 @@ def test_an_author_cannot_approve_their_own_revision(starter_settings):
 
 def test_a_draft_must_be_reviewed_before_approval(starter_settings):
     db = open_db(starter_settings.database_path)
-    draft = save_draft(db, {**get_entry(db, PREMIUM).content(), "fees": "なし"}, actor="sato")
+    draft = new_draft(db, {"fees": "なし"})
     with pytest.raises(WorkflowError, match="is draft; this needs it to be in_review"):
         approve(db, PREMIUM, draft.revision, actor="suzuki")
 
@@ -87,7 +91,7 @@ def test_archive_then_rollback(starter_settings):
 
 def test_rollback_needs_a_revision_that_was_published(starter_settings):
     db = open_db(starter_settings.database_path)
-    draft = save_draft(db, {**get_entry(db, PREMIUM).content(), "fees": "x"}, actor="sato")
+    draft = new_draft(db, {"fees": "x"})
     with pytest.raises(WorkflowError, match="is draft"):
         rollback(db, PREMIUM, draft.revision, actor="suzuki")
 

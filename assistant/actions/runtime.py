@@ -24,9 +24,9 @@ def engine() -> Engine:
     return Engine.load(settings())
 
 
-@lru_cache(maxsize=1)
 def city() -> CityProfile:
-    return CityProfile.load(settings().city_path)
+    """The engine's city profile: answers and contacts come from one loaded copy."""
+    return engine().city
 
 
 def candidates_payload(decision: Decision) -> list[dict[str, Any]]:
