@@ -26,15 +26,17 @@ ENCODER := $(MADOGUCHI_HOME)/encoder/modules.json
 DATABASE := $(MADOGUCHI_HOME)/madoguchi.db
 RASA_MODEL := $(MADOGUCHI_HOME)/rasa/models/madoguchi.tar.gz
 TRAINING_INPUTS := $(shell find training_data -type f) assistant/rasa_tokenizer.py assistant/text.py
+NLU_REPORT := $(MADOGUCHI_HOME)/rasa/reports/nlu/intent_report.json
 RASA_DATA := --config training_data/config.yml --domain training_data/domain.yml \
 	--data training_data/nlu training_data/rules
 
-.PHONY: help setup run test lint index clean-data
+.PHONY: help setup run test lint index nlu-report clean-data
 
 help:
 	@echo "make run    - set up what is missing, then start Rasa, the actions and the API"
 	@echo "make test   - set up what is missing, then run the whole test suite"
 	@echo "make setup  - environments, database, encoder, index and Rasa model only"
+	@echo "make nlu-report - NLU cross-validation (3 folds); report in \$$MADOGUCHI_HOME/rasa/reports/nlu"
 
 $(APP_STAMP): requirements/app.txt pyproject.toml
 	@test -n "$(PYTHON311)" || { echo "error: Python 3.11 not found; install it (e.g. 'pyenv install 3.11') or set PYTHON311=/path/to/python3.11" >&2; exit 1; }
@@ -67,6 +69,14 @@ index: $(ENCODER) $(DATABASE)
 $(RASA_MODEL): $(TRAINING_INPUTS) | $(RASA_STAMP)
 	$(RASA_VENV)/bin/rasa train $(RASA_DATA) --out $(dir $@) --fixed-model-name madoguchi
 
+# NLU cross-validation, redone when the training data changed; tests read the report.
+$(NLU_REPORT): $(TRAINING_INPUTS) | $(RASA_STAMP)
+	$(RASA_VENV)/bin/rasa test nlu --config training_data/config.yml --nlu training_data/nlu \
+		--cross-validation --folds 3 --out $(dir $@)
+	touch $@
+
+nlu-report: $(NLU_REPORT)
+
 setup: $(APP_STAMP) $(RASA_STAMP) index $(RASA_MODEL)
 
 run: setup
@@ -76,7 +86,7 @@ lint: $(APP_STAMP)
 	$(VENV)/bin/ruff check assistant knowledge api tests
 	$(VENV)/bin/ruff format --check assistant knowledge api tests
 
-test: setup lint
+test: setup lint $(NLU_REPORT)
 	$(RASA_VENV)/bin/rasa data validate $(RASA_DATA)
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider tests/rasa_env
 	$(VENV)/bin/python -m pytest tests --ignore=tests/rasa_env

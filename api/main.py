@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api.routes import chat, editor, health, pages, staff
+from api.routes import chat, editor, health, pages, staff, tickets
 from assistant.config import Settings
 from assistant.engine import Engine
 
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(chat.router)
     app.include_router(staff.router)
+    app.include_router(tickets.router)
     app.include_router(editor.router)
     app.include_router(health.router)
     app.include_router(pages.router)

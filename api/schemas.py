@@ -16,6 +16,11 @@ class ChatRequest(BaseModel):
         description="Returned by the first reply; send it back to continue the conversation.",
     )
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    page: str = Field(
+        default="",
+        max_length=500,
+        description="The page of the city website the chat was opened on (for staff context).",
+    )
 
     @field_validator("message")
     @classmethod
@@ -41,9 +46,22 @@ class ChatReply(BaseModel):
 
 class ChatResponse(BaseModel):
     session_id: str
-    decision: Literal["answer", "clarify", "handoff", "smalltalk"]
+    decision: Literal["answer", "clarify", "handoff", "rephrase", "feedback", "smalltalk"]
     replies: list[ChatReply]
     handoff_id: int | None = None
+
+
+class ChatMessagePublic(BaseModel):
+    id: int
+    role: Literal["staff", "system"]
+    text: str
+    at: str
+
+
+class ChatMessagesPublic(BaseModel):
+    session_id: str
+    paused: bool = Field(description="True while a person is handling this conversation.")
+    messages: list[ChatMessagePublic]
 
 
 class AnswerPublic(BaseModel):
@@ -139,3 +157,46 @@ class ArchiveRequest(BaseModel):
 
 class RollbackRequest(BaseModel):
     to_revision: int = Field(ge=1)
+
+
+class TurnPublic(BaseModel):
+    model_config = {"extra": "allow"}
+
+    role: str
+    text: str
+
+
+class TicketPublic(BaseModel):
+    id: int
+    session_id: str
+    status: Literal["open", "resolved"]
+    reason: str
+    channel: str
+    page: str
+    created_at: str
+    updated_at: str
+    waiting_s: int = Field(description="Seconds since the handoff (until resolved).")
+    claimed_by: str
+    claimed_at: str
+    resolved_by: str
+    resolved_at: str
+    note: str
+    transcript: list[TurnPublic]
+    candidates: list[dict]
+
+
+class TicketsPublic(BaseModel):
+    data: list[TicketPublic]
+    count: int
+
+
+class TicketReply(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class TicketResolve(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    note: str = Field(default="", max_length=2000)

@@ -69,7 +69,7 @@ class Settings:
     # Nobody approves their own revision (knowledge.workflow.Policy).
     separate_approver: bool = True
     # Until accounts exist, the editor API accepts this bearer token; unset = disabled.
-    editor_token: str | None = None
+    api_token: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -107,7 +107,7 @@ class Settings:
             encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
             city_path=Path(env.get("MADOGUCHI_CITY") or cls.city_path).resolve(),
             separate_approver=_flag(env, "MADOGUCHI_SEPARATE_APPROVER", True),
-            editor_token=env.get("MADOGUCHI_EDITOR_TOKEN") or None,
+            api_token=env.get("MADOGUCHI_API_TOKEN") or None,
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),

@@ -6,6 +6,7 @@ the stack exactly as an operator does. Each child logs to ``MADOGUCHI_HOME/logs`
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -41,11 +42,19 @@ def rasa_executable() -> str:
 
 
 def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
-    """Endpoints (our action server's port) and credentials (the REST channel)."""
+    """Endpoints (our action server, a SQLite tracker store) and credentials (REST).
+
+    Conversations are kept in ``rasa/trackers.db``, so they survive a Rasa restart. The
+    API masks personal numbers before Rasa sees a message, so none are stored there.
+    """
     settings.rasa_dir.mkdir(parents=True, exist_ok=True)
     endpoints = settings.rasa_dir / "endpoints.yml"
     endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{settings.action_port}/webhook"\n',
+        f'action_endpoint:\n  url: "http://127.0.0.1:{settings.action_port}/webhook"\n'
+        "tracker_store:\n"
+        "  type: SQL\n"
+        "  dialect: sqlite\n"
+        f"  db: {json.dumps(str(settings.rasa_dir / 'trackers.db'))}\n",
         encoding="utf-8",
     )
     credentials = settings.rasa_dir / "credentials.yml"
@@ -71,8 +80,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        if settings.editor_token:
-            self.env["MADOGUCHI_EDITOR_TOKEN"] = settings.editor_token
+        if settings.api_token:
+            self.env["MADOGUCHI_API_TOKEN"] = settings.api_token
         logs = settings.home / "logs"
         if not settings.rasa_model_path.is_file():
             raise StackError(
@@ -232,8 +241,8 @@ class Stack:
         print("Madoguchi is running:")
         for label, url in self.urls().items():
             print(f"  {label}: {url}")
-        if not self.settings.editor_token:
-            print("  editor API: disabled (set MADOGUCHI_EDITOR_TOKEN to enable it)")
+        if not self.settings.api_token:
+            print("  staff and editor APIs: disabled (set MADOGUCHI_API_TOKEN to enable them)")
         print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
         try:
             while True:

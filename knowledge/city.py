@@ -7,9 +7,12 @@ entries name only a department, and contacts are looked up here.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import yaml
 
 from knowledge.model import PLACEHOLDER, KnowledgeError
@@ -34,13 +37,16 @@ class CityProfile:
     main_phone: str
     address: str
     departments: dict[str, Department]
+    timezone: str = "Asia/Tokyo"
+    # Days the offices close besides weekends and national holidays, as "MM-DD".
+    closed_dates: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PROFILE) -> CityProfile:
         try:
             data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
             hours = data["office_hours"]
-            return cls(
+            profile = cls(
                 name=str(data["name"]),
                 hours_text=str(hours["weekdays"]),
                 closed_text=str(hours["closed"]),
@@ -52,8 +58,22 @@ class CityProfile:
                     name: Department(name, str(d["phone"]), str(d["place"]))
                     for name, d in (data.get("departments") or {}).items()
                 },
+                timezone=str(data.get("timezone") or "Asia/Tokyo"),
+                closed_dates=frozenset(
+                    dt.date.fromisoformat(f"2000-{day}").strftime("%m-%d")
+                    for day in hours.get("closed_dates") or []
+                ),
             )
-        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+            ZoneInfo(profile.timezone)
+            return profile
+        except (
+            OSError,
+            yaml.YAMLError,
+            KeyError,
+            TypeError,
+            ValueError,
+            ZoneInfoNotFoundError,
+        ) as error:
             raise KnowledgeError(f"city profile {path} is unusable: {error!r}") from None
 
     def render(self, text: str) -> str:
@@ -76,6 +96,47 @@ class CityProfile:
             return f"{department}（代表電話 {self.main_phone}）" if department else ""
         return f"{known.name}（{known.place}、電話 {known.phone}）"
 
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def now(self) -> dt.datetime:
+        """The time at the city hall (not the server's time zone)."""
+        return dt.datetime.now(self.tz)
+
+    def is_business_day(self, day: dt.date) -> bool:
+        """A weekday that is neither a national holiday (振替休日 and 国民の休日 included)
+        nor one of the profile's closed dates (年末年始)."""
+        return (
+            day.weekday() < 5
+            and day not in holidays.country_holidays("JP", years=day.year)
+            and day.strftime("%m-%d") not in self.closed_dates
+        )
+
     def is_open(self, moment: dt.datetime) -> bool:
-        """Office hours on weekdays. National holidays are not computed here."""
-        return moment.weekday() < 5 and self.open_time <= moment.time() < self.close_time
+        """Whether staff are at the counter at ``moment`` (naive: city time)."""
+        local = moment.astimezone(self.tz) if moment.tzinfo else moment
+        return (
+            self.is_business_day(local.date()) and self.open_time <= local.time() < self.close_time
+        )
+
+    def next_opening(self, moment: dt.datetime) -> dt.datetime:
+        """When staff are next at the counter: ``moment`` itself during office hours."""
+        local = moment.astimezone(self.tz) if moment.tzinfo else moment
+        if self.is_open(local):
+            return local
+        day = local.date()
+        if not (self.is_business_day(day) and local.time() < self.open_time):
+            day += dt.timedelta(days=1)
+            while not self.is_business_day(day):  # at most a long holiday run
+                day += dt.timedelta(days=1)
+        return dt.datetime.combine(day, self.open_time, tzinfo=local.tzinfo)
+
+
+WEEKDAYS = "月火水木金土日"
+
+
+def japanese_moment(moment: dt.datetime) -> str:
+    """「12月1日（火）8時30分」"""
+    minutes = f"{moment.minute}分" if moment.minute else ""
+    return f"{moment.month}月{moment.day}日（{WEEKDAYS[moment.weekday()]}）{moment.hour}時{minutes}"

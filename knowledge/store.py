@@ -1,4 +1,5 @@
-"""SQLite storage for entries, their revisions, the audit log and tickets (sqlite-utils).
+"""SQLite storage for entries, their revisions, the audit log, handoff tickets, staff
+messages to residents and residents' feedback (sqlite-utils).
 
 One file under ``MADOGUCHI_HOME``; WAL mode and a busy timeout so the API's thread pool,
 the action server and the CLI can use it at once. Every write runs in one
@@ -25,7 +26,7 @@ import sqlite_utils
 
 from knowledge.model import Entry, EntryNotFound, revision_in_force
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LIST_FIELDS = ("questions", "documents", "tags")
 
 
@@ -94,6 +95,41 @@ def _create_audit(db: sqlite_utils.Database) -> None:
         )
 
 
+def _add_conversation_tables(db: sqlite_utils.Database) -> None:
+    """Version 3: who handles a ticket, what staff send the resident, residents' feedback."""
+    for column in ("page", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "note"):
+        db["tickets"].add_column(column, str)
+    # Messages from a person to the resident's chat, which the chat page polls for.
+    db["chat_messages"].create(
+        {
+            "id": int,
+            "session_id": str,
+            "ticket_id": int,
+            "role": str,
+            "author": str,
+            "text": str,
+            "at": str,
+        },
+        pk="id",
+        not_null={"session_id", "role", "text", "at"},
+    )
+    db["chat_messages"].create_index(["session_id", "id"])
+    db["feedback"].create(
+        {
+            "id": int,
+            "session_id": str,
+            "entry_id": str,
+            "revision": int,
+            "helpful": int,
+            "text": str,
+            "at": str,
+        },
+        pk="id",
+        not_null={"session_id", "helpful", "at"},
+    )
+    db["feedback"].create_index(["entry_id"])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -136,6 +172,8 @@ def migrate(db: sqlite_utils.Database) -> None:
                     "FROM entries"
                 )
                 db["entries"].drop()
+        if version < 3:
+            _add_conversation_tables(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -16,7 +16,13 @@ from typing import Any
 import sqlite_utils
 
 from knowledge.model import KnowledgeError
-from knowledge.store import now_iso, write_transaction
+from knowledge.store import now_iso, record_audit, write_transaction
+
+MAX_REPLY_CHARS = 2000
+# What the resident's chat shows when the person hands the conversation back.
+RESOLVED_NOTICE = (
+    "職員との対応を終了しました。引き続き自動応答でお答えします。ご質問があれば入力してください。"
+)
 
 # Order matters: longer digit runs first, so a card number is not read as a phone number.
 _MASKS = (
@@ -41,6 +47,15 @@ class TicketNotFound(KnowledgeError):
         super().__init__(f"no handoff ticket with id {ticket_id}")
 
 
+class TicketClosed(KnowledgeError):
+    def __init__(self, ticket_id: int):
+        super().__init__(f"handoff ticket {ticket_id} is already resolved")
+
+
+class InvalidReply(KnowledgeError):
+    """A staff reply or note that cannot be sent: empty, too long, control characters."""
+
+
 @dataclass(frozen=True)
 class Ticket:
     id: int
@@ -52,6 +67,12 @@ class Ticket:
     candidates: list[dict[str, Any]]
     created_at: str
     updated_at: str
+    page: str = ""
+    claimed_by: str = ""
+    claimed_at: str = ""
+    resolved_by: str = ""
+    resolved_at: str = ""
+    note: str = ""
 
 
 def _ticket(row: dict) -> Ticket:
@@ -65,6 +86,12 @@ def _ticket(row: dict) -> Ticket:
         candidates=json.loads(row["candidates"] or "[]"),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        page=row["page"] or "",
+        claimed_by=row["claimed_by"] or "",
+        claimed_at=row["claimed_at"] or "",
+        resolved_by=row["resolved_by"] or "",
+        resolved_at=row["resolved_at"] or "",
+        note=row["note"] or "",
     )
 
 
@@ -80,6 +107,7 @@ def open_ticket(
     transcript: list[dict[str, Any]],
     candidates: list[dict[str, Any]],
     channel: str = "web",
+    page: str = "",
 ) -> Ticket:
     """Open a ticket for the session, or add to the one already open; return it."""
     stamp = now_iso()
@@ -106,6 +134,7 @@ def open_ticket(
                         "status": "open",
                         "reason": reason,
                         "channel": channel,
+                        "page": page[:500],
                         "transcript": json.dumps(_masked_turns(transcript), ensure_ascii=False),
                         "candidates": json.dumps(candidates, ensure_ascii=False),
                         "created_at": stamp,
@@ -153,8 +182,142 @@ def list_tickets(db: sqlite_utils.Database, status: str | None = None) -> list[T
     return [_ticket(row) for row in rows]
 
 
-def resolve_ticket(db: sqlite_utils.Database, ticket_id: int) -> Ticket:
+def _checked_text(text: str, what: str) -> str:
+    text = text.strip()
+    if not text:
+        raise InvalidReply(f"{what} must not be empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise InvalidReply(f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        raise InvalidReply(f"{what} must not contain control characters")
+    return text
+
+
+def _open(db: sqlite_utils.Database, ticket_id: int) -> Ticket:
+    ticket = get_ticket(db, ticket_id)
+    if ticket.status != "open":
+        raise TicketClosed(ticket_id)
+    return ticket
+
+
+def _audit(db: sqlite_utils.Database, actor: str, action: str, ticket: Ticket, **detail) -> None:
+    record_audit(
+        db,
+        actor=actor,
+        action=action,
+        entry_id=None,
+        revision=None,
+        detail={"ticket_id": ticket.id, "session_id": ticket.session_id, **detail},
+    )
+
+
+def _post(db: sqlite_utils.Database, ticket: Ticket, role: str, author: str, text: str) -> int:
+    return (
+        db["chat_messages"]
+        .insert(
+            {
+                "session_id": ticket.session_id,
+                "ticket_id": ticket.id,
+                "role": role,
+                "author": author,
+                "text": text,
+                "at": now_iso(),
+            }
+        )
+        .last_pk
+    )
+
+
+def claim_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str) -> Ticket:
+    """``actor`` takes the conversation (taking it over from a colleague is allowed)."""
     with write_transaction(db):
-        get_ticket(db, ticket_id)
-        db["tickets"].update(ticket_id, {"status": "resolved", "updated_at": now_iso()})
+        ticket = _open(db, ticket_id)
+        stamp = now_iso()
+        db["tickets"].update(
+            ticket_id, {"claimed_by": actor, "claimed_at": stamp, "updated_at": stamp}
+        )
+        _audit(db, actor, "ticket.claim", ticket, previous=ticket.claimed_by or None)
     return get_ticket(db, ticket_id)
+
+
+def reply_to_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str, text: str) -> Ticket:
+    """Send ``text`` to the resident's chat and add it to the transcript, in one commit.
+
+    A reply also claims an unclaimed ticket for ``actor``.
+    """
+    text = _checked_text(text, "the reply")
+    with write_transaction(db):
+        ticket = _open(db, ticket_id)
+        stamp = now_iso()
+        message_id = _post(db, ticket, "staff", actor, text)
+        turn = {"role": "staff", "author": actor, "text": text, "at": stamp}
+        changes = {
+            "transcript": json.dumps(ticket.transcript + [turn], ensure_ascii=False),
+            "updated_at": stamp,
+        }
+        if not ticket.claimed_by:
+            changes.update(claimed_by=actor, claimed_at=stamp)
+        db["tickets"].update(ticket_id, changes)
+        _audit(db, actor, "ticket.reply", ticket, message_id=message_id)
+    return get_ticket(db, ticket_id)
+
+
+def resolve_ticket(
+    db: sqlite_utils.Database, ticket_id: int, actor: str = "system", note: str = ""
+) -> Ticket:
+    """Close the ticket; the assistant answers the resident's next message again."""
+    note = _checked_text(note, "the note") if note.strip() else ""
+    with write_transaction(db):
+        ticket = _open(db, ticket_id)
+        stamp = now_iso()
+        db["tickets"].update(
+            ticket_id,
+            {
+                "status": "resolved",
+                "resolved_by": actor,
+                "resolved_at": stamp,
+                "note": note,
+                "updated_at": stamp,
+            },
+        )
+        _post(db, ticket, "system", actor, RESOLVED_NOTICE)
+        _audit(db, actor, "ticket.resolve", ticket, note=note)
+    return get_ticket(db, ticket_id)
+
+
+def messages_for(db: sqlite_utils.Database, session_id: str, after: int = 0) -> list[dict]:
+    """Messages from people to the resident's chat with an id above ``after``, oldest first."""
+    return list(
+        db.query(
+            "SELECT id, role, text, at FROM chat_messages WHERE session_id = ? AND id > ? "
+            "ORDER BY id LIMIT 100",
+            [session_id, after],
+        )
+    )
+
+
+def record_feedback(
+    db: sqlite_utils.Database,
+    *,
+    session_id: str,
+    entry_id: str | None,
+    revision: int | None,
+    helpful: bool,
+    text: str = "",
+) -> int:
+    """Store a resident's verdict on an answer (the text with personal numbers masked)."""
+    with write_transaction(db):
+        return (
+            db["feedback"]
+            .insert(
+                {
+                    "session_id": session_id,
+                    "entry_id": entry_id,
+                    "revision": revision,
+                    "helpful": int(helpful),
+                    "text": mask_personal_data(text)[:1000],
+                    "at": now_iso(),
+                }
+            )
+            .last_pk
+        )

@@ -8,11 +8,12 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
-from assistant.actions.answer import ActionAnswer, ActionAnswerChoice
+from assistant.actions.answer import REPHRASE, ActionAnswer, ActionAnswerChoice, ordinal
+from assistant.actions.feedback import ActionFeedback
 from assistant.actions.handoff import ActionHandoff
 from assistant.actions.smalltalk import ActionSmallTalk
 from knowledge.store import get_entry, open_db
-from knowledge.tickets import get_ticket
+from knowledge.tickets import find_open_ticket, get_ticket
 
 
 @pytest.fixture
@@ -26,7 +27,9 @@ def actions_home(starter_settings, monkeypatch):
         cached.cache_clear()
 
 
-def tracker(text: str, intent: str = "inquiry", entities=None, history=None, slots=None) -> Tracker:
+def tracker(
+    text: str, intent: str = "inquiry", entities=None, history=None, slots=None, metadata=None
+) -> Tracker:
     latest = {
         "text": text,
         "intent": {"name": intent, "confidence": 0.9},
@@ -35,6 +38,7 @@ def tracker(text: str, intent: str = "inquiry", entities=None, history=None, slo
     }
     events = list(history or []) + [
         {"event": "user", "text": text, "timestamp": 1.0, "parse_data": latest}
+        | ({"metadata": metadata} if metadata else {})
     ]
     return Tracker("resident-1", slots or {}, latest, events, False, None, {}, "rest")
 
@@ -43,11 +47,13 @@ def payloads(dispatcher: CollectingDispatcher) -> list[dict]:
     return [m["custom"]["madoguchi"] for m in dispatcher.messages]
 
 
-def test_answer_sends_the_entry_text_verbatim_then_the_contact(actions_home):
+def test_answer_sends_the_entry_text_verbatim_then_the_contact_and_feedback_buttons(
+    actions_home,
+):
     dispatcher = CollectingDispatcher()
     events = ActionAnswer().run(dispatcher, tracker("粗大ごみを出したい"), {})
     entry = get_entry(open_db(actions_home.database_path), "sodai-gomi")
-    first, second = payloads(dispatcher)
+    first, second, third = payloads(dispatcher)
     assert first == {
         "decision": "answer",
         "text": entry.answer,
@@ -55,18 +61,30 @@ def test_answer_sends_the_entry_text_verbatim_then_the_contact(actions_home):
         "revision": 1,
     }
     assert second["text"].startswith("お問い合わせ先：ごみ対策課（")
-    assert events == [SlotSet("last_entry_id", "sodai-gomi")]
+    assert third["text"] == "この回答で解決しましたか？"
+    assert third["buttons"] == [
+        {"title": "解決した", "payload": '/feedback_positive{"entry_id":"sodai-gomi"}'},
+        {"title": "解決しなかった", "payload": '/feedback_negative{"entry_id":"sodai-gomi"}'},
+    ]
+    assert events == [
+        SlotSet("last_entry_id", "sodai-gomi"),
+        SlotSet("last_revision", 1),
+        SlotSet("offered_entries", None),
+        SlotSet("failed_turns", 0),
+    ]
 
 
 def test_clarify_offers_three_entries_and_none_of_these(actions_home):
     dispatcher = CollectingDispatcher()
-    ActionAnswer().run(dispatcher, tracker("税金を払いたい"), {})
+    events = ActionAnswer().run(dispatcher, tracker("税金を払いたい"), {})
     (message,) = payloads(dispatcher)
     assert message["decision"] == "clarify"
     titles = [b["title"] for b in message["buttons"]]
     assert len(titles) == 4 and titles[-1] == "どれにも当てはまらない"
     first = message["candidates"][0]["entry_id"]
     assert message["buttons"][0]["payload"] == f'/choose_entry{{"entry_id":"{first}"}}'
+    offered = [c["entry_id"] for c in message["candidates"][:3]]
+    assert SlotSet("offered_entries", offered) in events
 
 
 def test_choice_answers_the_chosen_entry(actions_home):
@@ -80,14 +98,33 @@ def test_choice_answers_the_chosen_entry(actions_home):
     assert payloads(dispatcher)[0]["entry_id"] == "kokuho-premium-payment"
 
 
-def test_unanswerable_question_opens_a_ticket_with_transcript_and_candidates(actions_home):
+def test_a_first_unanswerable_question_asks_to_rephrase_without_a_ticket(actions_home):
+    dispatcher = CollectingDispatcher()
+    events = ActionAnswer().run(dispatcher, tracker("明日の天気は？"), {})
+    (message,) = payloads(dispatcher)
+    assert (message["decision"], message["text"]) == ("rephrase", REPHRASE)
+    assert events == [SlotSet("failed_turns", 1)]
+    assert find_open_ticket(open_db(actions_home.database_path), "resident-1") is None
+
+
+def test_a_second_failed_turn_in_a_row_opens_a_ticket_with_transcript_and_candidates(
+    actions_home,
+):
     dispatcher = CollectingDispatcher()
     history = [{"event": "bot", "text": "こんにちは。", "timestamp": 0.5, "data": {}}]
-    ActionAnswer().run(dispatcher, tracker("明日の天気は？", history=history), {})
+    second = tracker(
+        "明日の天気は？",
+        history=history,
+        slots={"failed_turns": 1},
+        metadata={"page": "https://www.example.lg.jp/kurashi/"},
+    )
+    events = ActionAnswer().run(dispatcher, second, {})
     (message,) = payloads(dispatcher)
     assert message["decision"] == "handoff"
+    assert SlotSet("failed_turns", 0) in events
     ticket = get_ticket(open_db(actions_home.database_path), message["handoff_id"])
-    assert ticket.reason == "no_confident_answer"
+    assert ticket.reason == "two_failed_turns"
+    assert ticket.page == "https://www.example.lg.jp/kurashi/"
     assert ticket.session_id == "resident-1"
     assert [(t["role"], t["text"]) for t in ticket.transcript] == [
         ("assistant", "こんにちは。"),
@@ -141,3 +178,77 @@ def test_a_new_topic_is_not_bent_towards_the_previous_entry(actions_home):
     after = tracker("粗大ごみを出したい", slots={"last_entry_id": "juminhyo-copy"})
     ActionAnswer().run(dispatcher, after, {})
     assert payloads(dispatcher)[0]["entry_id"] == "sodai-gomi"
+
+
+@pytest.mark.parametrize(
+    "text, offered, expected",
+    [
+        ("2番目", 3, 1),
+        ("２つ目です", 3, 1),
+        ("③", 3, 2),
+        ("一番上のやつ", 3, 0),
+        ("最初の", 3, 0),
+        ("真ん中の", 3, 1),
+        ("最後のをお願いします", 3, 2),
+        ("最後の", 2, 1),
+        ("上から2番目", 3, 1),
+        ("三つ目", 3, 2),
+        ("5番目", 3, None),
+        ("住民票", 3, None),
+        ("1番", 0, None),
+    ],
+)
+def test_typed_choices_are_read_as_positions(text, offered, expected):
+    assert ordinal(text, offered) == expected
+
+
+def test_a_typed_choice_answers_the_offered_entry_at_that_position(actions_home):
+    dispatcher = CollectingDispatcher()
+    offered = ["juminzei-payment", "kotei-shisanzei", "keijidosha-zei"]
+    chosen = tracker("2番目です", intent="choose_entry", slots={"offered_entries": offered})
+    ActionAnswerChoice().run(dispatcher, chosen, {})
+    assert payloads(dispatcher)[0]["entry_id"] == "kotei-shisanzei"
+
+
+def test_a_typed_choice_with_nothing_offered_is_searched_as_a_question(actions_home):
+    dispatcher = CollectingDispatcher()
+    ActionAnswerChoice().run(dispatcher, tracker("2番目", intent="choose_entry"), {})
+    assert payloads(dispatcher)[0]["decision"] == "rephrase"
+
+
+def test_positive_feedback_is_recorded_against_the_answered_revision(actions_home):
+    dispatcher = CollectingDispatcher()
+    clicked = tracker(
+        '/feedback_positive{"entry_id":"sodai-gomi"}',
+        intent="feedback_positive",
+        entities=[{"entity": "entry_id", "value": "sodai-gomi"}],
+        slots={"last_entry_id": "sodai-gomi", "last_revision": 1},
+    )
+    ActionFeedback().run(dispatcher, clicked, {})
+    assert payloads(dispatcher)[0]["decision"] == "feedback"
+    db = open_db(actions_home.database_path)
+    rows = list(db["feedback"].rows)
+    assert [(r["entry_id"], r["revision"], r["helpful"], r["text"]) for r in rows] == [
+        ("sodai-gomi", 1, 1, "")
+    ]
+    assert find_open_ticket(db, "resident-1") is None
+
+
+def test_negative_feedback_is_recorded_and_hands_off_with_the_answer_in_the_ticket(
+    actions_home,
+):
+    dispatcher = CollectingDispatcher()
+    typed = tracker(
+        "知りたいことと違う。電話は090-1234-5678です",
+        intent="feedback_negative",
+        slots={"last_entry_id": "sodai-gomi", "last_revision": 1},
+    )
+    ActionFeedback().run(dispatcher, typed, {})
+    (message,) = payloads(dispatcher)
+    assert message["decision"] == "handoff" and message["reason"] == "negative_feedback"
+    db = open_db(actions_home.database_path)
+    (row,) = db["feedback"].rows
+    assert (row["entry_id"], row["helpful"]) == ("sodai-gomi", 0)
+    assert row["text"] == "知りたいことと違う。電話は［電話番号］です"
+    ticket = get_ticket(db, message["handoff_id"])
+    assert ticket.candidates == [{"entry_id": "sodai-gomi", "revision": 1, "answered": True}]

@@ -3,6 +3,7 @@ started on free ports by the same launcher `make run` uses."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import time
@@ -17,7 +18,14 @@ from knowledge.tickets import get_ticket, list_tickets
 from tests.conftest import STARTER, built_rasa_model, make_settings
 
 pytestmark = pytest.mark.e2e
-EDITOR_TOKEN = "e2e-editor-token"
+API_TOKEN = "e2e-editor-token"
+
+
+def as_editor(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}", "X-Madoguchi-User": name}
+
+
+as_staff = as_editor
 
 
 def free_ports(count: int) -> list[int]:
@@ -42,7 +50,7 @@ def stack(tmp_path_factory):
         MADOGUCHI_API_PORT=str(api),
         MADOGUCHI_RASA_PORT=str(rasa),
         MADOGUCHI_ACTION_PORT=str(action),
-        MADOGUCHI_EDITOR_TOKEN=EDITOR_TOKEN,
+        MADOGUCHI_API_TOKEN=API_TOKEN,
     )
     db = open_db(settings.database_path)
     import_entries(db, STARTER, "yaml", publish=True)
@@ -59,7 +67,8 @@ def stack(tmp_path_factory):
 
 
 def say(client: httpx.Client, message: str, session_id: str | None = None) -> dict:
-    body = {"message": message} | ({"session_id": session_id} if session_id else {})
+    body = {"message": message, "page": "https://www.example.lg.jp/shisetsu/pool.html"}
+    body |= {"session_id": session_id} if session_id else {}
     response = client.post("/api/chat", json=body)
     assert response.status_code == 200, response.text
     return response.json()
@@ -98,21 +107,26 @@ def test_chat_and_staff_lookup_give_the_same_entry_and_text(stack):
         assert chat["replies"][0]["text"] == staff["results"][0]["answer"]
 
 
-def test_unanswerable_question_creates_a_ticket_with_the_context(stack):
+def test_two_unanswerable_questions_in_a_row_create_a_ticket_with_the_context(stack):
     settings, client = stack
     greeting = say(client, "こんにちは")
     assert greeting["decision"] == "smalltalk"
     session = greeting["session_id"]
-    reply = say(client, "市営プールの営業時間を教えてください", session)
+    first = say(client, "市営プールの営業時間を教えてください", session)
+    assert first["decision"] == "rephrase" and "handoff_id" not in first
+    reply = say(client, "プールは何時まで泳げますか", session)
     assert reply["decision"] == "handoff"
     assert "職員" in reply["replies"][0]["text"]
     ticket = get_ticket(open_db(settings.database_path), reply["handoff_id"])
     assert ticket.session_id == session
-    assert ticket.reason == "no_confident_answer"
+    assert ticket.reason == "two_failed_turns"
+    assert ticket.page == "https://www.example.lg.jp/shisetsu/pool.html"
     texts = [(turn["role"], turn["text"]) for turn in ticket.transcript]
     assert texts[0] == ("resident", "こんにちは")
     assert texts[1][0] == "assistant"
     assert texts[2] == ("resident", "市営プールの営業時間を教えてください")
+    assert texts[3] == ("assistant", first["replies"][0]["text"])
+    assert texts[4] == ("resident", "プールは何時まで泳げますか")
     assert ticket.transcript[2]["intent_ranking"]
     assert ticket.candidates and {"entry_id", "score"} <= set(ticket.candidates[0])
 
@@ -168,9 +182,6 @@ def test_publishing_through_the_api_changes_the_running_chat_at_once(stack):
     current = get_entry(open_db(settings.database_path), "sodai-gomi")
     new_answer = "【改定】粗大ごみの受付方法が変わりました。\n\n" + current.answer
 
-    def as_editor(name: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {EDITOR_TOKEN}", "X-Madoguchi-User": name}
-
     body = {**current.content(), "answer": new_answer}
     draft = client.post("/api/entries", json=body, headers=as_editor("sato")).json()
     path = f"/api/entries/sodai-gomi/revisions/{draft['revision']}"
@@ -182,3 +193,117 @@ def test_publishing_through_the_api_changes_the_running_chat_at_once(stack):
     assert (before["revision"], after["revision"]) == (current.revision, draft["revision"])
     assert after["text"] == new_answer
     assert elapsed < 1.0
+
+
+def test_a_typed_choice_after_clarify(stack):
+    _, client = stack
+    reply = say(client, "税金を払いたい")
+    assert reply["decision"] == "clarify"
+    second = reply["replies"][0]["buttons"][1]["payload"]
+    chosen = say(client, "2番目です", reply["session_id"])
+    assert chosen["decision"] == "answer"
+    assert second == f'/choose_entry{{"entry_id":"{chosen["replies"][0]["entry_id"]}"}}'
+
+
+def test_negative_feedback_is_recorded_and_hands_off(stack):
+    settings, client = stack
+    answer = say(client, "粗大ごみを出したい")
+    feedback = answer["replies"][-1]
+    assert feedback["text"] == "この回答で解決しましたか？"
+    titles = [b["title"] for b in feedback["buttons"]]
+    assert titles == ["解決した", "解決しなかった"]
+    reply = say(client, feedback["buttons"][1]["payload"], answer["session_id"])
+    assert reply["decision"] == "handoff"
+    db = open_db(settings.database_path)
+    ticket = get_ticket(db, reply["handoff_id"])
+    assert ticket.reason == "negative_feedback"
+    assert ticket.candidates[0]["entry_id"] == "sodai-gomi"
+    rows = list(db.query("SELECT * FROM feedback WHERE session_id = ?", [answer["session_id"]]))
+    assert [(r["entry_id"], r["helpful"]) for r in rows] == [("sodai-gomi", 0)]
+
+
+def test_handoff_staff_reply_and_resolve_then_the_assistant_answers_again(stack):
+    settings, client = stack
+    question = say(client, "国民健康保険料はコンビニで払えますか")
+    session = question["session_id"]
+    handoff = say(client, "人と話したい", session)
+    assert handoff["decision"] == "handoff"
+    ticket_id = handoff["handoff_id"]
+
+    # The ticket shows the whole conversation so far, and the assistant is silent.
+    ticket = client.get(f"/api/tickets/{ticket_id}", headers=as_staff("sato")).json()
+    residents = [t["text"] for t in ticket["transcript"] if t["role"] == "resident"]
+    assert residents == ["国民健康保険料はコンビニで払えますか", "人と話したい"]
+    assert ticket["reason"] == "requested_human"
+    assert say(client, "よろしくお願いします", session)["replies"] == []
+    feed = client.get(f"/api/chat/{session}/messages").json()
+    assert feed["paused"] is True and feed["messages"] == []
+
+    # A person claims it and replies; the resident's chat receives the reply.
+    client.post(f"/api/tickets/{ticket_id}/claim", headers=as_staff("sato")).raise_for_status()
+    staff_text = "保険年金課の佐藤です。納付書のバーコードでコンビニでお支払いいただけます。"
+    client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": staff_text}, headers=as_staff("sato")
+    ).raise_for_status()
+    feed = client.get(f"/api/chat/{session}/messages").json()
+    assert [(m["role"], m["text"]) for m in feed["messages"]] == [("staff", staff_text)]
+    assert say(client, "わかりました", session)["replies"] == []
+
+    # Resolved: the conversation is the assistant's again.
+    client.post(
+        f"/api/tickets/{ticket_id}/resolve",
+        json={"note": "納付方法を案内"},
+        headers=as_staff("sato"),
+    ).raise_for_status()
+    feed = client.get(f"/api/chat/{session}/messages", params={"after": feed["messages"][0]["id"]})
+    assert feed.json()["paused"] is False
+    again = say(client, "粗大ごみを出したい", session)
+    assert again["decision"] == "answer"
+    assert again["replies"][0]["entry_id"] == "sodai-gomi"
+    transcript = get_ticket(open_db(settings.database_path), ticket_id).transcript
+    assert [t["text"] for t in transcript if t["role"] == "resident"][-2:] == [
+        "よろしくお願いします",
+        "わかりました",
+    ]
+
+
+def find_ticket(settings, session_id: str) -> int:
+    return next(
+        t.id for t in list_tickets(open_db(settings.database_path)) if t.session_id == session_id
+    )
+
+
+PERSONAL = {
+    "my number": "1234 5678 9012",
+    "phone": "090-1234-5678",
+    "e-mail": "taro.yamada@example.jp",
+    "card": "4111 1111 1111 1111",
+}
+
+
+def test_personal_numbers_are_stored_nowhere(stack):
+    settings, client = stack
+    numbers = "、".join(PERSONAL.values())
+    first = say(client, f"国民健康保険の加入手続き。マイナンバーと連絡先は{numbers}です")
+    session = first["session_id"]
+    say(client, f"職員と話したいです。電話は{PERSONAL['phone']}", session)
+    say(client, f"カードは{PERSONAL['card']}、メールは{PERSONAL['e-mail']}", session)
+    # Full-width digits are the same number.
+    say(client, "番号は１２３４　５６７８　９０１２です", session)
+
+    stored = [
+        path
+        for path in settings.home.rglob("*")
+        if path.is_file() and "models" not in path.parts and path.suffix != ".bin"
+    ]
+    trackers = settings.rasa_dir / "trackers.db"
+    # The messages did reach both stores, masked.
+    escaped = json.dumps("［個人番号］")[1:-1]  # Rasa stores events as ASCII-escaped JSON
+    assert escaped.encode() in trackers.read_bytes()
+    tickets = get_ticket(open_db(settings.database_path), find_ticket(settings, session))
+    assert "［カード番号］" in tickets.transcript[-2]["text"]
+    for path in stored:
+        content = path.read_bytes()
+        for kind, value in PERSONAL.items():
+            for form in {value, value.replace(" ", "").replace("-", "")}:
+                assert form.encode() not in content, f"{kind} stored unmasked in {path}"

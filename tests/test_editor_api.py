@@ -19,7 +19,7 @@ def editor(name: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(starter_settings):
-    settings = make_settings(starter_settings.home, MADOGUCHI_EDITOR_TOKEN=TOKEN)
+    settings = make_settings(starter_settings.home, MADOGUCHI_API_TOKEN=TOKEN)
     with TestClient(create_app(settings)) as client:
         yield client
 
@@ -33,7 +33,7 @@ def test_editor_routes_need_the_token_and_a_name(client, starter_settings):
     with TestClient(create_app(make_settings(starter_settings.home))) as disabled:
         response = disabled.get("/api/entries", headers=editor("sato"))
         assert response.status_code == 503
-        assert "MADOGUCHI_EDITOR_TOKEN" in response.json()["detail"]
+        assert "MADOGUCHI_API_TOKEN" in response.json()["detail"]
 
 
 def test_a_scheduled_premium_revision_through_the_api(client, starter_settings):

@@ -1,20 +1,17 @@
 """Editors: entries, their revisions, review and publishing, archive, rollback, history.
 
-Until accounts and roles exist, these routes accept one bearer token from the settings
-(``MADOGUCHI_EDITOR_TOKEN``; unset, they are disabled) and take the editor's name from
-the ``X-Madoguchi-User`` header for the audit log.
+Until accounts and roles exist, access is the stopgap in ``api.auth``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
-import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import current_user
 from api.deps import AppSettings, KnowledgeDb
 from api.schemas import (
     ArchiveRequest,
@@ -29,28 +26,8 @@ from knowledge import workflow
 from knowledge.model import Entry, EntryNotFound, InvalidEntry, WorkflowError
 from knowledge.store import audit_log, current_entries, revisions_of
 
-USER_PATTERN = re.compile(r"^[\w.@-]{1,64}$")
-
-
-def current_editor(
-    settings: AppSettings,
-    authorization: Annotated[str | None, Header()] = None,
-    x_madoguchi_user: Annotated[str | None, Header()] = None,
-) -> str:
-    if not settings.editor_token:
-        raise HTTPException(503, detail="the editor API is disabled: set MADOGUCHI_EDITOR_TOKEN")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token, settings.editor_token):
-        raise HTTPException(
-            401, detail="a valid editor token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if not x_madoguchi_user or not USER_PATTERN.match(x_madoguchi_user):
-        raise HTTPException(400, detail="the X-Madoguchi-User header must name the editor")
-    return x_madoguchi_user
-
-
-CurrentEditor = Annotated[str, Depends(current_editor)]
-router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(current_editor)])
+CurrentEditor = Annotated[str, Depends(current_user)]
+router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(current_user)])
 
 
 def public(entry: Entry) -> RevisionPublic:

@@ -11,14 +11,26 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
 from assistant.engine import Decision
+from knowledge.city import CityProfile, japanese_moment
 from knowledge.store import open_db
 from knowledge.tickets import open_ticket
 
 HANDOFF_OPEN = "担当の職員がこのチャットでお返事します。画面を開いたまま、しばらくお待ちください。"
 HANDOFF_CLOSED = (
-    "ただいま受付時間外です。担当の職員が{hours}にこのチャットでお返事します"
-    "（{closed}はお休みです）。"
+    "ただいま受付時間外です。担当の職員が{next}以降に、このチャットでお返事します"
+    "（受付：{hours}。{closed}はお休みです）。"
 )
+
+
+def handoff_reply(city: CityProfile, now: dt.datetime) -> str:
+    """What the resident is told: a person answers now, or from the next opening."""
+    if city.is_open(now):
+        return HANDOFF_OPEN
+    return HANDOFF_CLOSED.format(
+        next=japanese_moment(city.next_opening(now)),
+        hours=city.hours_text,
+        closed=city.closed_text,
+    )
 
 
 def transcript(tracker: Tracker) -> list[dict[str, Any]]:
@@ -47,19 +59,32 @@ def transcript(tracker: Tracker) -> list[dict[str, Any]]:
     return turns
 
 
+def opening_page(tracker: Tracker) -> str:
+    """The city web page the chat was opened on, as the chat page reported it."""
+    for event in tracker.events:
+        if event.get("event") == "user":
+            page = (event.get("metadata") or {}).get("page")
+            if isinstance(page, str) and page:
+                return page[:500]
+    return ""
+
+
 def hand_off(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
     *,
     reason: str,
     decision: Decision | None,
+    candidates: list[dict[str, Any]] | None = None,
 ) -> list[EventType]:
+    """Open (or add to) the session's ticket and tell the resident when a person answers.
+
+    ``reason`` is one of requested_human, none_of_these, negative_feedback,
+    two_failed_turns, choice_unavailable.
+    """
     city = runtime.city()
-    now = dt.datetime.now()
-    if city.is_open(now):
-        reply = HANDOFF_OPEN
-    else:
-        reply = HANDOFF_CLOSED.format(hours=city.hours_text, closed=city.closed_text)
+    now = city.now()
+    reply = handoff_reply(city, now)
     turns = transcript(tracker)
     turns.append({"role": "assistant", "text": reply, "at": now.timestamp()})
     db = open_db(runtime.settings().database_path)
@@ -69,8 +94,9 @@ def hand_off(
             session_id=tracker.sender_id,
             reason=reason,
             transcript=turns,
-            candidates=runtime.candidates_payload(decision) if decision else [],
+            candidates=runtime.candidates_payload(decision) if decision else candidates or [],
             channel=(tracker.get_latest_input_channel() or "web"),
+            page=opening_page(tracker),
         )
     finally:
         db.close()

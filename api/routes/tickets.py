@@ -1,0 +1,99 @@
+"""Staff: the handoff inbox. Read a ticket's whole context, claim it, reply into the
+resident's chat, resolve it (which hands the conversation back to the assistant).
+
+Every change is committed before the response and written to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.auth import CurrentUser, current_user
+from api.deps import KnowledgeDb
+from api.schemas import TicketPublic, TicketReply, TicketResolve, TicketsPublic
+from knowledge import tickets
+from knowledge.tickets import InvalidReply, Ticket, TicketClosed, TicketNotFound
+
+router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(current_user)])
+
+
+def public(ticket: Ticket) -> TicketPublic:
+    start = dt.datetime.fromisoformat(ticket.created_at)
+    end = dt.datetime.fromisoformat(ticket.resolved_at) if ticket.resolved_at else None
+    waited = (end or dt.datetime.now(dt.timezone.utc)) - start
+    return TicketPublic(
+        id=ticket.id,
+        session_id=ticket.session_id,
+        status=ticket.status,
+        reason=ticket.reason,
+        channel=ticket.channel,
+        page=ticket.page,
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        waiting_s=max(0, int(waited.total_seconds())),
+        claimed_by=ticket.claimed_by,
+        claimed_at=ticket.claimed_at,
+        resolved_by=ticket.resolved_by,
+        resolved_at=ticket.resolved_at,
+        note=ticket.note,
+        transcript=ticket.transcript,
+        candidates=ticket.candidates,
+    )
+
+
+async def _change(call, *args) -> TicketPublic:
+    try:
+        return public(await run_in_threadpool(call, *args))
+    except TicketNotFound as error:
+        raise HTTPException(404, detail=str(error)) from None
+    except TicketClosed as error:
+        raise HTTPException(409, detail=str(error)) from None
+    except InvalidReply as error:
+        raise HTTPException(422, detail=str(error)) from None
+
+
+@router.get("", response_model=TicketsPublic)
+def list_tickets(
+    db: KnowledgeDb,
+    user: CurrentUser,
+    view: Annotated[
+        Literal["all", "new", "mine", "open", "resolved"],
+        Query(description="new: open and unclaimed; mine: open and claimed by you"),
+    ] = "open",
+) -> TicketsPublic:
+    status = {"new": "open", "mine": "open", "open": "open", "resolved": "resolved"}.get(view)
+    found = tickets.list_tickets(db, status)
+    if view == "new":
+        found = [t for t in found if not t.claimed_by]
+    elif view == "mine":
+        found = [t for t in found if t.claimed_by == user]
+    data = [public(t) for t in found]
+    return TicketsPublic(data=data, count=len(data))
+
+
+@router.get("/{ticket_id}", response_model=TicketPublic)
+async def read_ticket(ticket_id: int, db: KnowledgeDb) -> TicketPublic:
+    return await _change(tickets.get_ticket, db, ticket_id)
+
+
+@router.post("/{ticket_id}/claim", response_model=TicketPublic)
+async def claim(ticket_id: int, db: KnowledgeDb, user: CurrentUser) -> TicketPublic:
+    return await _change(tickets.claim_ticket, db, ticket_id, user)
+
+
+@router.post("/{ticket_id}/reply", response_model=TicketPublic)
+async def reply(
+    ticket_id: int, body: TicketReply, db: KnowledgeDb, user: CurrentUser
+) -> TicketPublic:
+    return await _change(tickets.reply_to_ticket, db, ticket_id, user, body.text)
+
+
+@router.post("/{ticket_id}/resolve", response_model=TicketPublic)
+async def resolve(
+    ticket_id: int, body: TicketResolve, db: KnowledgeDb, user: CurrentUser
+) -> TicketPublic:
+    return await _change(tickets.resolve_ticket, db, ticket_id, user, body.note)

@@ -1,0 +1,126 @@
+"""The staff handoff inbox and the resident's message feed, over a real database."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from knowledge.store import open_db
+from knowledge.tickets import RESOLVED_NOTICE, open_ticket
+from tests.conftest import make_settings
+
+TOKEN = "test-staff-token"
+SESSION = "resident-session-1"
+
+
+def staff(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}", "X-Madoguchi-User": name}
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(make_settings(settings.home, MADOGUCHI_API_TOKEN=TOKEN))) as c:
+        yield c
+
+
+@pytest.fixture
+def ticket_id(settings) -> int:
+    db = open_db(settings.database_path)
+    ticket = open_ticket(
+        db,
+        session_id=SESSION,
+        reason="two_failed_turns",
+        transcript=[
+            {"role": "resident", "text": "明日の天気は？", "intent": "out_of_scope"},
+            {"role": "resident", "text": "マイナンバーは1234 5678 9012です"},
+        ],
+        candidates=[{"entry_id": "hinan-joho", "revision": 1, "score": 0.31}],
+        page="https://www.example.lg.jp/bosai/",
+    )
+    db.close()
+    return ticket.id
+
+
+def feed(client: TestClient, after: int = 0) -> dict:
+    response = client.get(f"/api/chat/{SESSION}/messages", params={"after": after})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/tickets"),
+        ("get", "/api/tickets/1"),
+        ("post", "/api/tickets/1/claim"),
+        ("post", "/api/tickets/1/reply"),
+        ("post", "/api/tickets/1/resolve"),
+    ],
+)
+def test_every_ticket_route_needs_the_token(client, ticket_id, method, path):
+    assert getattr(client, method)(path).status_code == 401
+    wrong = {"Authorization": "Bearer nope", "X-Madoguchi-User": "sato"}
+    assert getattr(client, method)(path, headers=wrong).status_code == 401
+
+
+def test_the_whole_context_is_in_the_ticket(client, ticket_id):
+    body = client.get(f"/api/tickets/{ticket_id}", headers=staff("sato")).json()
+    assert body["reason"] == "two_failed_turns"
+    assert body["page"] == "https://www.example.lg.jp/bosai/"
+    assert body["transcript"][0]["intent"] == "out_of_scope"
+    assert body["transcript"][1]["text"] == "マイナンバーは［個人番号］です"
+    assert body["candidates"][0]["score"] == 0.31
+    assert body["waiting_s"] >= 0 and body["claimed_by"] == ""
+
+
+def test_inbox_views_new_mine_resolved(client, ticket_id):
+    def ids(view: str, who: str = "sato") -> list[int]:
+        response = client.get("/api/tickets", params={"view": view}, headers=staff(who))
+        return [t["id"] for t in response.json()["data"]]
+
+    assert ids("new") == [ticket_id] and ids("mine") == []
+    client.post(f"/api/tickets/{ticket_id}/claim", headers=staff("sato"))
+    assert ids("new") == [] and ids("mine") == [ticket_id] and ids("mine", "suzuki") == []
+    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff("sato"))
+    assert ids("open") == [] and ids("resolved") == [ticket_id]
+    assert client.get("/api/tickets?view=bogus", headers=staff("sato")).status_code == 422
+
+
+def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_id):
+    assert feed(client) == {"session_id": SESSION, "paused": True, "messages": []}
+    reply = client.post(
+        f"/api/tickets/{ticket_id}/reply",
+        json={"text": "防災課の鈴木です。避難所は市のハザードマップでご確認いただけます。"},
+        headers=staff("suzuki"),
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["claimed_by"] == "suzuki"
+    (message,) = feed(client)["messages"]
+    assert message["role"] == "staff"
+    assert message["text"] == "防災課の鈴木です。避難所は市のハザードマップでご確認いただけます。"
+    resolved = client.post(
+        f"/api/tickets/{ticket_id}/resolve", json={"note": "避難所を案内"}, headers=staff("suzuki")
+    )
+    assert resolved.json()["status"] == "resolved" and resolved.json()["note"] == "避難所を案内"
+    after = feed(client, after=message["id"])
+    assert after["paused"] is False
+    assert [(m["role"], m["text"]) for m in after["messages"]] == [("system", RESOLVED_NOTICE)]
+
+
+def test_ticket_errors_are_clear(client, ticket_id):
+    assert client.get("/api/tickets/999", headers=staff("sato")).status_code == 404
+    empty = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": " "}, headers=staff("a"))
+    assert empty.status_code == 422 and "must not be empty" in empty.text
+    extra = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "x", "html": 1}, headers=staff("a")
+    )
+    assert extra.status_code == 422
+    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff("a"))
+    again = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": "x"}, headers=staff("a"))
+    assert again.status_code == 409 and "already resolved" in again.json()["detail"]
+
+
+@pytest.mark.parametrize("session_id", ["short", "bad/../id", "x" * 65])
+def test_message_feed_rejects_malformed_session_ids(client, session_id):
+    assert client.get(f"/api/chat/{session_id}/messages").status_code in (404, 422)
