@@ -43,6 +43,15 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be true or false")
 
 
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.strip().isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name}={raw!r} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -66,6 +75,10 @@ class Settings:
     # Below this gap between the best two entries the engine asks which one is meant.
     tie_margin: float = 0.03
     rasa_timeout_s: float = 10.0
+    # From this many vectors on, FAISS searches an inverted-file (IVF) index, probing
+    # ``nprobe`` of its lists, instead of comparing the query with every vector.
+    approximate_from: int = 100_000
+    nprobe: int = 32
     # Nobody approves their own revision (knowledge.workflow.Policy).
     separate_approver: bool = True
     # Until accounts exist, the editor API accepts this bearer token; unset = disabled.
@@ -115,4 +128,8 @@ class Settings:
             clarify_threshold=clarify,
             tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
             rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
+            approximate_from=_int(
+                env, "MADOGUCHI_APPROXIMATE_FROM", cls.approximate_from, 1, 10**9
+            ),
+            nprobe=_int(env, "MADOGUCHI_NPROBE", cls.nprobe, 1, 4096),
         )

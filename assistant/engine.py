@@ -109,6 +109,7 @@ class Engine:
         self.key_of: dict[tuple[str, int], str] = {}
         # (day, keys of the revisions in force that day): most searches ask about today.
         self._in_force_cache: tuple[dt.date, frozenset[str]] | None = None
+        self._in_force_mask = None  # the same keys as a filter for LexicalIndex.top
         self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
 
     # -- loading and keeping in step ------------------------------------------------
@@ -140,6 +141,7 @@ class Engine:
                         f"index was built with encoder {dense.encoder_fingerprint}; "
                         f"the configured one is {fingerprint}"
                     )
+                dense.set_nprobe(settings.nprobe)
                 current = knowledge_revision(db)
                 if not rebuild_if_stale and dense.knowledge_revision != current:
                     raise IndexUnavailable(
@@ -158,7 +160,10 @@ class Engine:
             dense or DenseIndex.empty(dimension, -1, fingerprint),
             CityProfile.load(settings.city_path),
         )
-        if engine.sync(progress=progress, force=True):
+        saved_lexical = LexicalIndex.load(settings.index_dir) if dense is not None else None
+        if saved_lexical is not None:
+            engine.lexical = saved_lexical[0]  # sync() fixes any difference, key by key
+        if engine.sync(progress=progress, force=True) or saved_lexical is None:
             engine.save()
         return engine
 
@@ -180,7 +185,14 @@ class Engine:
                 self.dense.add(
                     key, [kind for kind, _ in pairs], self._encode([t for _, t in pairs])
                 )
-            changed = bool(stale or fresh) or self.dense.knowledge_revision != revision
+            converted = (
+                not self.dense.approximate
+                and len(self.dense.rows) >= self.settings.approximate_from
+            )
+            if converted:
+                log.info("index: %d vectors, switching to IVF search", len(self.dense.rows))
+                self.dense.to_approximate(self.settings.nprobe)
+            changed = bool(stale or fresh or converted) or self.dense.knowledge_revision != revision
             self.dense.knowledge_revision = revision
             self._set_revisions(published)
             if stale or fresh:
@@ -193,9 +205,10 @@ class Engine:
             return changed
 
     def _set_revisions(self, published: dict[str, Entry]) -> None:
-        for key in self.revisions.keys() - published.keys():
+        indexed = self.lexical.keys()
+        for key in indexed - published.keys():
             self.lexical.remove(key)
-        for key in published.keys() - self.revisions.keys():
+        for key in sorted(published.keys() - indexed):
             entry = published[key]
             self.lexical.add(key, [entry.title, *entry.questions], [entry.answer])
         self.revisions = published
@@ -208,6 +221,7 @@ class Engine:
 
     def save(self) -> Path:
         with self._lock:
+            self.lexical.save(self.settings.index_dir, self.dense.knowledge_revision)
             return self.dense.save(self.settings.index_dir)
 
     # -- searching ------------------------------------------------------------------
@@ -232,13 +246,11 @@ class Engine:
                 weighted = score * KIND_WEIGHT.get(row.kind, 1.0)
                 if row.key in in_force and weighted > dense.get(row.key, -1.0):
                     dense[row.key] = weighted
-            bm25 = self.lexical.scores(terms)
             weights = self.lexical.query_weights(terms)
             # Full scores only for the best few on either side: a search stays
             # proportional to what it returns, not to the knowledge base.
             shortlist = set(sorted(dense, key=dense.__getitem__, reverse=True)[:SHORTLIST])
-            in_force_bm25 = [key for key in bm25 if key in in_force]
-            shortlist.update(sorted(in_force_bm25, key=bm25.__getitem__, reverse=True)[:SHORTLIST])
+            shortlist.update(self.lexical.top(terms, SHORTLIST, self._in_force_mask))
             scored = []
             for key in shortlist:
                 dense_score = max(0.0, dense.get(key, 0.0))
@@ -294,6 +306,7 @@ class Engine:
                 if (chosen := revision_in_force(revisions, as_of)) is not None
             )
             self._in_force_cache = (as_of, keys)
+            self._in_force_mask = self.lexical.mask(keys)
         return self._in_force_cache[1]
 
     def _decide(self, candidates: list[Candidate], revision: int) -> Decision:

@@ -1,5 +1,11 @@
 """The dense index: one vector per phrasing (title, questions, answer) in FAISS.
 
+Exact inner-product search (``IndexIDMap2`` over ``IndexFlatIP``) by default; past a
+configured number of vectors the index is converted to an inverted-file index
+(``IndexIVFFlat``, inner product, ids stored in its lists), which probes ``nprobe`` of
+about 4·√n lists per query. Both keep our row ids, so single revisions can be added,
+replaced and removed in either form.
+
 Persisted as one file, ``index.bin`` (a JSON header, then FAISS's own serialization),
 written to a temporary name and renamed, so a reader never sees half an index. The
 header records the knowledge revision and encoder fingerprint it was built from; the
@@ -9,6 +15,7 @@ engine rebuilds when either disagrees with what is current.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -29,9 +36,13 @@ class Row:
     kind: str  # "title" | "question" | "answer"
 
 
+EXACT_TYPES = (faiss.IndexIDMap2,)
+APPROXIMATE_TYPES = (faiss.IndexIVFFlat,)
+
+
 @dataclass
 class DenseIndex:
-    faiss_index: faiss.IndexIDMap2
+    faiss_index: faiss.Index  # IndexIDMap2(IndexFlatIP) or IndexIVFFlat
     rows: dict[int, Row]
     knowledge_revision: int
     encoder_fingerprint: str
@@ -55,6 +66,31 @@ class DenseIndex:
     @property
     def dimension(self) -> int:
         return self.faiss_index.d
+
+    @property
+    def approximate(self) -> bool:
+        return isinstance(self.faiss_index, APPROXIMATE_TYPES)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        if self.approximate:
+            self.faiss_index.nprobe = min(nprobe, self.faiss_index.nlist)
+
+    def to_approximate(self, nprobe: int) -> None:
+        """Re-index every vector in an IVF index trained on them (deterministic: FAISS's
+        k-means has a fixed seed, and the training sample is every k-th vector)."""
+        if self.approximate or self.faiss_index.ntotal == 0:
+            return
+        exact = self.faiss_index
+        count = exact.ntotal
+        vectors = exact.index.reconstruct_n(0, count)
+        ids = faiss.vector_to_array(exact.id_map).astype("int64")
+        nlist = max(16, int(4 * math.sqrt(count)))
+        quantizer = faiss.IndexFlatIP(self.dimension)
+        ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.train(np.ascontiguousarray(vectors[:: max(1, count // (nlist * 50))]))
+        ivf.add_with_ids(vectors, ids)
+        ivf.nprobe = min(nprobe, nlist)
+        self.faiss_index = ivf
 
     def keys(self) -> set[str]:
         return set(self._row_ids)
@@ -129,7 +165,7 @@ class DenseIndex:
                 raise ValueError(f"format {header.get('format')!r}, expected {FORMAT_VERSION}")
             body = np.frombuffer(data[8 + length :], dtype="uint8")
             faiss_index = faiss.deserialize_index(body)
-            if not isinstance(faiss_index, faiss.IndexIDMap2):
+            if not isinstance(faiss_index, EXACT_TYPES + APPROXIMATE_TYPES):
                 raise ValueError(f"holds a {type(faiss_index).__name__}, not an id-mapped index")
             rows = {int(k): Row(v[0], v[1]) for k, v in header["rows"].items()}
             if faiss_index.ntotal != len(rows):

@@ -3,16 +3,34 @@
 The dense encoder knows that 「支払い」 and 「納付」 are close; the lexical side knows
 that a question sharing no word with any entry (「明日の天気は？」) is out of scope.
 Postings (term -> documents) keep a search proportional to the documents that share a
-word with the query, not to the size of the knowledge base.
+word with the query, not to the size of the knowledge base; each term's postings are
+also kept as NumPy arrays (rebuilt when that term's documents change), so scoring a
+common word over 100,000 entries is a few vector operations, not a Python loop.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
+import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from importlib.metadata import version
+from pathlib import Path
 
-from assistant.text import content_terms
+import numpy as np
+
+from assistant.text import ANALYSIS_VERSION, content_terms
+
+LEXICAL_FILE = "lexical.json.gz"
+FORMAT_VERSION = 1
+
+
+def analysis_id() -> str:
+    """What the terms depend on: our analysis rules and Sudachi's dictionary."""
+    return f"analysis-{ANALYSIS_VERSION}/sudachidict-core-{version('SudachiDict-core')}"
+
 
 K1 = 1.2
 B = 0.75
@@ -28,24 +46,49 @@ class LexicalIndex:
         self._heads: dict[str, frozenset[str]] = {}
         self._lengths: dict[str, int] = {}
         self._total_length = 0
+        # Each document's slot in the score arrays; freed slots are reused.
+        self._slots: dict[str, int] = {}
+        self._slot_keys: list[str | None] = []
+        self._free: list[int] = []
+        self._slot_lengths = np.zeros(0, dtype="float64")
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # term -> slots, tf
 
     def __len__(self) -> int:
         return len(self._docs)
 
+    def keys(self) -> set[str]:
+        return set(self._docs)
+
     def add(self, key: str, head: Iterable[str], body: Iterable[str]) -> None:
         """Index (or re-index) one document: ``head`` its title and phrasings, ``body`` the rest."""
-        self.remove(key)
         terms: Counter[str] = Counter()
         for text in head:
             terms.update(content_terms(text))
-        self._heads[key] = frozenset(terms)
+        head_terms = frozenset(terms)
         for text in body:
             terms.update(content_terms(text))
+        self._insert(key, head_terms, terms)
+
+    def _insert(self, key: str, head: frozenset[str], terms: Counter[str] | dict[str, int]) -> None:
+        self.remove(key)
+        self._heads[key] = head
         for term, frequency in terms.items():
             self._postings.setdefault(term, {})[key] = frequency
+            self._arrays.pop(term, None)
         self._docs[key] = frozenset(terms)
         self._lengths[key] = sum(terms.values())
         self._total_length += self._lengths[key]
+        slot = self._free.pop() if self._free else len(self._slot_keys)
+        if slot == len(self._slot_keys):
+            self._slot_keys.append(key)
+            if slot >= len(self._slot_lengths):
+                grown = np.zeros(max(64, 2 * len(self._slot_lengths)), dtype="float64")
+                grown[: len(self._slot_lengths)] = self._slot_lengths
+                self._slot_lengths = grown
+        else:
+            self._slot_keys[slot] = key
+        self._slots[key] = slot
+        self._slot_lengths[slot] = self._lengths[key]
 
     def remove(self, key: str) -> None:
         terms = self._docs.pop(key, None)
@@ -54,33 +97,114 @@ class LexicalIndex:
         for term in terms:
             docs = self._postings[term]
             del docs[key]
+            self._arrays.pop(term, None)
             if not docs:
                 del self._postings[term]
         del self._heads[key]
         self._total_length -= self._lengths.pop(key)
+        slot = self._slots.pop(key)
+        self._slot_keys[slot] = None
+        self._slot_lengths[slot] = 0.0
+        self._free.append(slot)
+
+    def save(self, directory: Path, knowledge_revision: int) -> Path:
+        """Write every document's terms, so a restart need not analyse every entry again
+        (at 100,000 entries that takes minutes). Written to a temporary name, renamed."""
+        directory.mkdir(parents=True, exist_ok=True)
+        docs = {
+            key: [sorted(self._heads[key]), {t: self._postings[t][key] for t in sorted(terms)}]
+            for key, terms in sorted(self._docs.items())
+        }
+        payload = {
+            "format": FORMAT_VERSION,
+            "analysis": analysis_id(),
+            "knowledge_revision": knowledge_revision,
+            "docs": docs,
+        }
+        target = directory / LEXICAL_FILE
+        staging = directory / f".{LEXICAL_FILE}.{os.getpid()}.tmp"
+        with gzip.open(staging, "wt", encoding="utf-8", compresslevel=1) as out:
+            json.dump(payload, out, ensure_ascii=False, separators=(",", ":"))
+        with open(staging, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(staging, target)
+        return target
+
+    @classmethod
+    def load(cls, directory: Path) -> tuple[LexicalIndex, int] | None:
+        """The saved index and its knowledge revision; None if missing, unreadable or
+        made with another analysis (the caller then analyses the entries again)."""
+        try:
+            with gzip.open(directory / LEXICAL_FILE, "rt", encoding="utf-8") as source:
+                payload = json.load(source)
+            if payload.get("format") != FORMAT_VERSION or payload.get("analysis") != analysis_id():
+                return None
+            index = cls()
+            for key, (head, terms) in payload["docs"].items():
+                index._insert(key, frozenset(head), terms)
+            return index, int(payload["knowledge_revision"])
+        except (OSError, EOFError, ValueError, KeyError, TypeError):
+            return None
 
     def idf(self, term: str) -> float:
         count = len(self._docs)
         df = len(self._postings.get(term, ()))
         return math.log(1.0 + (count - df + 0.5) / (df + 0.5))
 
+    def _postings_arrays(self, term: str) -> tuple[np.ndarray, np.ndarray]:
+        cached = self._arrays.get(term)
+        if cached is None:
+            docs = self._postings[term]
+            slots = np.fromiter((self._slots[k] for k in docs), dtype="int64", count=len(docs))
+            frequencies = np.fromiter(docs.values(), dtype="float64", count=len(docs))
+            cached = self._arrays[term] = (slots, frequencies)
+        return cached
+
+    def _score_array(self, query_terms: Iterable[str]) -> np.ndarray | None:
+        """BM25 of every slot (0 where no query word occurs), or None if none occurs."""
+        terms = sorted(t for t in set(query_terms) if t in self._postings)
+        if not terms or not self._docs:
+            return None
+        average = self._total_length / len(self._docs)
+        scores = np.zeros(len(self._slot_keys), dtype="float64")
+        for term in terms:  # sorted: the same additions in the same order, every process
+            slots, frequencies = self._postings_arrays(term)
+            norm = K1 * (1 - B + B * self._slot_lengths[slots] / average)
+            scores[slots] += self.idf(term) * (frequencies * (K1 + 1) / (frequencies + norm))
+        return scores
+
     def scores(self, query_terms: list[str]) -> dict[str, float]:
         """BM25 score of every document sharing at least one term with the query."""
-        if not self._docs:
+        scores = self._score_array(query_terms)
+        if scores is None:
             return {}
-        average = self._total_length / len(self._docs)
-        results: dict[str, float] = {}
-        for term in set(query_terms):
-            docs = self._postings.get(term)
-            if not docs:
-                continue
-            weight = self.idf(term)
-            for key, frequency in docs.items():
-                norm = K1 * (1 - B + B * self._lengths[key] / average)
-                results[key] = results.get(key, 0.0) + weight * (
-                    frequency * (K1 + 1) / (frequency + norm)
-                )
-        return results
+        return {self._slot_keys[int(i)]: float(scores[i]) for i in np.flatnonzero(scores > 0)}
+
+    def mask(self, keys: Collection[str]) -> np.ndarray:
+        """A filter for ``top``: True at the slots of ``keys``. Valid until the next
+        ``add`` or ``remove``."""
+        allowed = np.zeros(len(self._slot_keys), dtype=bool)
+        allowed[[self._slots[k] for k in keys if k in self._slots]] = True
+        return allowed
+
+    def top(
+        self, query_terms: list[str], limit: int, allowed: np.ndarray | None = None
+    ) -> list[str]:
+        """The ``limit`` best documents by BM25 (only where the ``mask`` ``allowed`` is
+        True), best first; equal scores in key order."""
+        scores = self._score_array(query_terms)
+        if scores is None:
+            return []
+        if allowed is not None:
+            scores[~allowed[: len(scores)]] = 0.0
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > limit:
+            # Keep every document scoring at least the limit-th best, so ties at the
+            # boundary are resolved by key below, not by the partition's order.
+            cutoff = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
+            matched = matched[scores[matched] >= cutoff]
+        ranked = sorted(matched.tolist(), key=lambda i: (-scores[i], self._slot_keys[i]))
+        return [self._slot_keys[i] for i in ranked[:limit]]
 
     def query_weights(self, query_terms: list[str]) -> dict[str, float]:
         """IDF weight of each query word; words never seen weigh as much as the rarest."""
