@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 DENSE_WEIGHT = 0.6
 LEXICAL_WEIGHT = 0.4
 # Each row kind counts a little differently: a matching phrasing is the best evidence.
-KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9}
+KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9, "passage": 0.9}
 MAX_QUERY_CHARS = 2000
 # How many entries from each side (dense, lexical) get a full score.
 SHORTLIST = 50
@@ -71,12 +72,23 @@ class Decision:
         return self.candidates[0] if self.candidates else None
 
 
+MAX_PASSAGES = 12
+
+
+def passages(answer: str) -> list[str]:
+    """The answer's paragraphs (split at blank lines), when it has more than one."""
+    parts = [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
+    return parts[:MAX_PASSAGES] if len(parts) > 1 else []
+
+
 def entry_texts(entry: Entry) -> list[tuple[str, str]]:
-    """(kind, text) pairs indexed for an entry."""
+    """(kind, text) pairs indexed for an entry: a long answer is also indexed paragraph
+    by paragraph, as one mean-pooled vector of a whole page says little of its parts."""
     return (
         [("title", entry.title)]
         + [("question", q) for q in entry.questions]
         + [("answer", entry.answer)]
+        + [("passage", p) for p in passages(entry.answer)]
     )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from assistant.errors import IndexUnavailable
 
 INDEX_FILE = "index.bin"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: answers also indexed paragraph by paragraph
 
 
 @dataclass(frozen=True)

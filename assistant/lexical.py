@@ -223,6 +223,10 @@ class LexicalIndex:
         if not terms or not total:
             return 0.0
         head = self._heads[key]
-        in_head = sum(w for t, w in weights.items() if t in head)
-        in_all = sum(w for t, w in weights.items() if t in terms)
+        in_head = in_all = 0.0
+        for term, weight in weights.items():
+            if term in terms:
+                in_all += weight
+                if term in head:
+                    in_head += weight
         return max(in_head, BODY_DISCOUNT * in_all) / total

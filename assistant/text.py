@@ -77,6 +77,16 @@ def _normal_form(raw: str) -> str:
 _MAX_CHUNK_CHARS = 4000
 
 
+# A search analyses its query twice (lexical terms, then the encoder's tokenizer):
+# short texts are remembered. Words are immutable, so sharing them is safe.
+_CACHED_CHARS = 256
+
+
+@lru_cache(maxsize=2048)
+def _analyze_short(text: str) -> tuple[Word, ...]:
+    return tuple(_analyze(text))
+
+
 def analyze(text: str) -> list[Word]:
     """Split ``text`` into morphemes with offsets into the original string.
 
@@ -84,6 +94,12 @@ def analyze(text: str) -> list[Word]:
     entity annotations in Rasa stay aligned whatever full-width characters, emoji or
     line breaks the text holds.
     """
+    if len(text) <= _CACHED_CHARS:
+        return list(_analyze_short(text))
+    return _analyze(text)
+
+
+def _analyze(text: str) -> list[Word]:
     words: list[Word] = []
     tokenizer = _tokenizer()
     for offset in range(0, len(text), _MAX_CHUNK_CHARS):
