@@ -64,14 +64,18 @@ def list_tickets(
         Literal["all", "new", "mine", "open", "resolved"],
         Query(description="new: open and unclaimed; mine: open and claimed by you"),
     ] = "open",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> TicketsPublic:
+    """Open tickets longest-waiting first; resolved (and all) newest first."""
     status = {"new": "open", "mine": "open", "open": "open", "resolved": "resolved"}.get(view)
     found = tickets.list_tickets(db, status)
     if view == "new":
         found = [t for t in found if not t.claimed_by]
     elif view == "mine":
         found = [t for t in found if t.claimed_by == user]
-    data = [public(t) for t in found]
+    if view in ("resolved", "all"):
+        found.reverse()
+    data = [public(t) for t in found[:limit]]
     return TicketsPublic(data=data, count=len(data))
 
 
