@@ -71,7 +71,7 @@ class Settings:
     action_port: int = 5055
     # Decision thresholds on the engine's confidence (see assistant.engine).
     answer_threshold: float = 0.65
-    clarify_threshold: float = 0.45
+    clarify_threshold: float = 0.50
     # Below this gap between the best two entries the engine asks which one is meant.
     tie_margin: float = 0.03
     rasa_timeout_s: float = 10.0
