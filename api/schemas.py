@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from knowledge.model import has_control_characters
+
 MAX_MESSAGE_CHARS = 1000
 
 
@@ -27,7 +29,7 @@ class ChatRequest(BaseModel):
     def not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("message must not be empty or only whitespace")
-        if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        if has_control_characters(value):
             raise ValueError("message must not contain control characters")
         return value.strip()
 

@@ -33,7 +33,7 @@ FORMAT_VERSION = 3  # 3: answers also indexed paragraph by paragraph
 @dataclass(frozen=True)
 class Row:
     key: str  # the revision's key: "entry_id@revision#digest" (see Engine.key)
-    kind: str  # "title" | "question" | "answer"
+    kind: str  # "title" | "question" | "answer" | "passage" (a paragraph of the answer)
 
 
 EXACT_TYPES = (faiss.IndexIDMap2,)
@@ -89,8 +89,8 @@ class DenseIndex:
         ivf = faiss.IndexIVFFlat(quantizer, self.dimension, nlist, faiss.METRIC_INNER_PRODUCT)
         ivf.train(np.ascontiguousarray(vectors[:: max(1, count // (nlist * 50))]))
         ivf.add_with_ids(vectors, ids)
-        ivf.nprobe = min(nprobe, nlist)
         self.faiss_index = ivf
+        self.set_nprobe(nprobe)
 
     def keys(self) -> set[str]:
         return set(self._row_ids)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -25,6 +25,12 @@ class Department:
     name: str
     phone: str
     place: str
+
+
+@lru_cache(maxsize=8)
+def _national_holidays(year: int) -> holidays.HolidayBase:
+    """Japan's national holidays of ``year`` (computed once per year per process)."""
+    return holidays.country_holidays("JP", years=year)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ class CityProfile:
         nor one of the profile's closed dates (年末年始)."""
         return (
             day.weekday() < 5
-            and day not in holidays.country_holidays("JP", years=day.year)
+            and day not in _national_holidays(day.year)
             and day.strftime("%m-%d") not in self.closed_dates
         )
 

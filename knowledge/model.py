@@ -131,6 +131,11 @@ def revision_in_force(revisions: Iterable[Entry], as_of: dt.date) -> Entry | Non
     return max(covering, key=lambda r: (r.valid_from or dt.date.min, r.revision))
 
 
+def has_control_characters(text: str) -> bool:
+    """Control characters other than line breaks and tabs: never wanted in typed text."""
+    return any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
+
+
 def question_key(question: str) -> str:
     """What makes two phrasings the same: width, case, spaces and punctuation ignored."""
     folded = unicodedata.normalize("NFKC", question).lower()

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from knowledge.model import KnowledgeError
+from knowledge.model import KnowledgeError, has_control_characters
 from knowledge.store import now_iso, record_audit, write_transaction
 
 MAX_REPLY_CHARS = 2000
@@ -188,7 +188,7 @@ def _checked_text(text: str, what: str) -> str:
         raise InvalidReply(f"{what} must not be empty")
     if len(text) > MAX_REPLY_CHARS:
         raise InvalidReply(f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+    if has_control_characters(text):
         raise InvalidReply(f"{what} must not contain control characters")
     return text
 

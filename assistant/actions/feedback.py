@@ -11,7 +11,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
 from assistant.actions.handoff import hand_off
-from knowledge.store import open_db
 from knowledge.tickets import record_feedback
 
 THANKS_FOR_FEEDBACK = "お役に立ててよかったです。ほかにご質問があれば入力してください。"
@@ -31,8 +30,7 @@ class ActionFeedback(Action):
         revision = tracker.get_slot("last_revision") if entry_id == last else None
         revision = int(revision) if revision is not None else None
         text = tracker.latest_message.get("text") or ""
-        db = open_db(runtime.settings().database_path)
-        try:
+        with runtime.database() as db:
             record_feedback(
                 db,
                 session_id=tracker.sender_id,
@@ -42,8 +40,6 @@ class ActionFeedback(Action):
                 # A button click's text is its payload; keep only what was typed.
                 text="" if text.startswith("/") else text,
             )
-        finally:
-            db.close()
         if helpful:
             runtime.say(dispatcher, THANKS_FOR_FEEDBACK, "feedback", entry_id=entry_id)
             return []

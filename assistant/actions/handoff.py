@@ -12,7 +12,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from assistant.actions import runtime
 from assistant.engine import Decision
 from knowledge.city import CityProfile, japanese_moment
-from knowledge.store import open_db
 from knowledge.tickets import open_ticket
 
 HANDOFF_OPEN = "担当の職員がこのチャットでお返事します。画面を開いたまま、しばらくお待ちください。"
@@ -87,8 +86,7 @@ def hand_off(
     reply = handoff_reply(city, now)
     turns = transcript(tracker)
     turns.append({"role": "assistant", "text": reply, "at": now.timestamp()})
-    db = open_db(runtime.settings().database_path)
-    try:
+    with runtime.database() as db:
         ticket = open_ticket(
             db,
             session_id=tracker.sender_id,
@@ -98,8 +96,6 @@ def hand_off(
             channel=(tracker.get_latest_input_channel() or "web"),
             page=opening_page(tracker),
         )
-    finally:
-        db.close()
     runtime.say(dispatcher, reply, "handoff", handoff_id=ticket.id, reason=reason)
     return []
 

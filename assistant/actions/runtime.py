@@ -4,14 +4,18 @@ loaded once per action-server process from the environment's settings."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import sqlite_utils
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.config import Settings
 from assistant.engine import Decision, Engine
 from knowledge.city import CityProfile
+from knowledge.store import open_db
 
 
 @lru_cache(maxsize=1)
@@ -22,6 +26,17 @@ def settings() -> Settings:
 @lru_cache(maxsize=1)
 def engine() -> Engine:
     return Engine.load(settings())
+
+
+@contextmanager
+def database() -> Iterator[sqlite_utils.Database]:
+    """A connection for one action's writes (SQLite connections are not shared across
+    the action server's threads), closed when the action is done with it."""
+    db = open_db(settings().database_path)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def city() -> CityProfile:
