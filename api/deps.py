@@ -7,7 +7,7 @@ from typing import Annotated
 
 import httpx
 import sqlite_utils
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from assistant.config import Settings
 from assistant.engine import Engine
@@ -19,12 +19,19 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+STARTING = "ただいま準備中です。しばらくしてからもう一度お試しください。"
+
+
 def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    """The engine, once loaded; until then (a rebuild at start) a 503 with Retry-After."""
+    engine = request.app.state.engines.engine
+    if engine is None:
+        raise HTTPException(503, detail=STARTING, headers={"Retry-After": "10"})
+    return engine
 
 
-def get_city(request: Request) -> CityProfile:
-    return request.app.state.city
+def get_city(engine: Annotated[Engine, Depends(get_engine)]) -> CityProfile:
+    return engine.city
 
 
 def get_rasa_client(request: Request) -> httpx.AsyncClient:

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import asynccontextmanager
 
+import anyio
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
+from api import limits
+from api.metrics import Metrics
 from api.routes import chat, editor, health, pages, staff, tickets
+from api.service import EngineHolder, RasaCircuit
+from assistant import logs
 from assistant.config import Settings
-from assistant.engine import Engine
+
+access_log = logging.getLogger("madoguchi.access")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings or Settings.from_env(os.environ)
-        app.state.engine = Engine.load(app.state.settings)
-        app.state.city = app.state.engine.city
+        app.state.engines = EngineHolder(app.state.settings)
+        app.state.rasa_circuit = RasaCircuit()
+        app.state.degraded_chat = None  # made with the engine, on first use
+        app.state.metrics = Metrics(app.state.settings, lambda: service_state(app))
+        app.state.engines.start()
+        # A normal start (loading a current index) is over in a second or two; only a
+        # long rebuild goes on in the background while health reports its progress.
+        await anyio.to_thread.run_sync(app.state.engines.wait, app.state.settings.startup_wait_s)
         async with httpx.AsyncClient() as client:
             app.state.rasa_client = client
             yield
@@ -31,6 +44,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    limits.install(app)
+
+    @app.middleware("http")
+    async def request_id_metrics_and_access_log(request: Request, call_next):
+        request_id = logs.new_request_id(request.headers.get("x-request-id"))
+        started = time.perf_counter()
+        with logs.request_context(request_id):
+            response = await call_next(request)
+            seconds = time.perf_counter() - started
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            metrics = getattr(request.app.state, "metrics", None)
+            if metrics is not None:
+                metrics.observe_request(request.method, route, response.status_code, seconds)
+            access_log.info(
+                "%s %s %d %.1f ms",
+                request.method,
+                route,
+                response.status_code,
+                seconds * 1000,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+        response.headers["X-Request-ID"] = request_id
+        return response
+
     app.include_router(chat.router)
     app.include_router(staff.router)
     app.include_router(tickets.router)
@@ -41,5 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def service_state(app: FastAPI) -> dict:
+    engines: EngineHolder = app.state.engines
+    return {
+        "engine": engines.engine,
+        "ready": int(engines.engine is not None),
+        "degraded": int(app.state.rasa_circuit.degraded),
+    }
+
+
+if not logs.configure_from_env("api"):
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 app = create_app()

@@ -51,6 +51,10 @@ class ChatResponse(BaseModel):
     decision: Literal["answer", "clarify", "handoff", "rephrase", "feedback", "smalltalk"]
     replies: list[ChatReply]
     handoff_id: int | None = None
+    degraded: bool | None = Field(
+        default=None,
+        description="True when answered from the engine directly, because Rasa is down.",
+    )
 
 
 class ChatMessagePublic(BaseModel):
@@ -85,6 +89,9 @@ class AnswersPublic(BaseModel):
 
 class HealthPublic(BaseModel):
     status: Literal["ok", "degraded"]
+    reasons: list[str] = Field(
+        default_factory=list, description="Why the status is not ok, for an operator."
+    )
     components: dict[str, dict]
 
 

@@ -74,7 +74,11 @@ class Settings:
     clarify_threshold: float = 0.50
     # Below this gap between the best two entries the engine asks which one is meant.
     tie_margin: float = 0.03
-    rasa_timeout_s: float = 10.0
+    # A slower Rasa reply is abandoned and the message answered from the engine.
+    rasa_timeout_s: float = 5.0
+    # How long the API waits at start for the engine before serving without it (a
+    # rebuild of a large index goes on in the background; /api/health shows progress).
+    startup_wait_s: float = 30.0
     # From this many vectors on, FAISS searches an inverted-file (IVF) index, probing
     # ``nprobe`` of its lists, instead of comparing the query with every vector.
     approximate_from: int = 100_000
@@ -128,6 +132,7 @@ class Settings:
             clarify_threshold=clarify,
             tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
             rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
+            startup_wait_s=_float(env, "MADOGUCHI_STARTUP_WAIT", cls.startup_wait_s, 0.0, 3600.0),
             approximate_from=_int(
                 env, "MADOGUCHI_APPROXIMATE_FROM", cls.approximate_from, 1, 10**9
             ),

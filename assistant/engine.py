@@ -18,6 +18,7 @@ sounds like city business, or shares one common word, is not answered.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -123,6 +124,7 @@ class Engine:
         self._in_force_cache: tuple[dt.date, frozenset[str]] | None = None
         self._in_force_mask = None  # the same keys as a filter for LexicalIndex.top
         self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
+        self.rebuilt_because: str | None = None  # why load() rebuilt the index, if it did
 
     # -- loading and keeping in step ------------------------------------------------
 
@@ -138,13 +140,26 @@ class Engine:
         """Open the database, encoder and index, and bring the index up to date.
 
         A missing or unreadable index file, or one built with another encoder, is
-        rebuilt; one from an older knowledge revision is updated entry by entry.
+        rebuilt (``engine.rebuilt_because`` says why); one from an older knowledge
+        revision is updated entry by entry. Processes starting together (the API and the
+        action server) take turns: the second waits and loads what the first saved.
         """
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        with open(settings.index_dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return cls._load(settings, rebuild_if_stale, force_rebuild, progress)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @classmethod
+    def _load(cls, settings: Settings, rebuild_if_stale: bool, force_rebuild: bool, progress):
         db = open_db(settings.database_path)
         encoder = load_encoder(settings.encoder_path)
         fingerprint = encoder_fingerprint(settings.encoder_path)
         dimension = encoder.get_embedding_dimension()
         dense = None
+        rebuilt_because = "rebuild requested" if force_rebuild else None
         if not force_rebuild:
             try:
                 dense = DenseIndex.load(settings.index_dir)
@@ -164,6 +179,7 @@ class Engine:
                 if not rebuild_if_stale:
                     raise
                 log.warning("rebuilding the index: %s", error)
+                rebuilt_because = str(error)
                 dense = None
         engine = cls(
             settings,
@@ -172,6 +188,7 @@ class Engine:
             dense or DenseIndex.empty(dimension, -1, fingerprint),
             CityProfile.load(settings.city_path),
         )
+        engine.rebuilt_because = rebuilt_because
         saved_lexical = LexicalIndex.load(settings.index_dir) if dense is not None else None
         if saved_lexical is not None:
             engine.lexical = saved_lexical[0]  # sync() fixes any difference, key by key

@@ -80,6 +80,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # The API and the actions log JSON lines (assistant.logs) unless told otherwise.
+        self.env.setdefault("MADOGUCHI_LOG_FORMAT", "json")
         if settings.api_token:
             self.env["MADOGUCHI_API_TOKEN"] = settings.api_token
         logs = settings.home / "logs"

@@ -7,11 +7,13 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from assistant import dialogue
 from assistant.actions import runtime
-from assistant.actions.answer import REPHRASE, ActionAnswer, ActionAnswerChoice, ordinal
+from assistant.actions.answer import ActionAnswer, ActionAnswerChoice
 from assistant.actions.feedback import ActionFeedback
 from assistant.actions.handoff import ActionHandoff
 from assistant.actions.smalltalk import ActionSmallTalk
+from assistant.dialogue import REPHRASE, ordinal
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import find_open_ticket, get_ticket
 
@@ -252,3 +254,41 @@ def test_negative_feedback_is_recorded_and_hands_off_with_the_answer_in_the_tick
     assert row["text"] == "知りたいことと違う。電話は［電話番号］です"
     ticket = get_ticket(db, message["handoff_id"])
     assert ticket.candidates == [{"entry_id": "sodai-gomi", "revision": 1, "answered": True}]
+
+
+def refuse_writes(db, table: str) -> None:
+    """A real SQLite error on every insert into ``table`` (as a full disk would give)."""
+    db.execute(
+        f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    )
+    db.conn.commit()
+
+
+def test_a_failing_action_apologises_and_hands_off_instead_of_saying_nothing(actions_home):
+    db = open_db(actions_home.database_path)
+    refuse_writes(db, "feedback")  # recording the feedback will fail
+    dispatcher = CollectingDispatcher()
+    rated = tracker(
+        '/feedback_positive{"entry_id":"sodai-gomi"}',
+        intent="feedback_positive",
+        metadata={"request_id": "req-12345678"},
+    )
+    assert ActionFeedback().run(dispatcher, rated, {}) == []
+    apology, handoff = payloads(dispatcher)
+    assert apology["text"] == dialogue.APOLOGY
+    assert handoff["decision"] == "handoff" and handoff["reason"] == "assistant_error"
+    assert find_open_ticket(db, "resident-1").id == handoff["handoff_id"]
+
+
+def test_when_even_the_ticket_fails_the_resident_is_told_to_try_again(actions_home):
+    db = open_db(actions_home.database_path)
+    refuse_writes(db, "feedback")
+    refuse_writes(db, "tickets")
+    dispatcher = CollectingDispatcher()
+    rated = tracker('/feedback_positive{"entry_id":"sodai-gomi"}', intent="feedback_positive")
+    ActionFeedback().run(dispatcher, rated, {})
+    assert [m["text"] for m in payloads(dispatcher)] == [
+        dialogue.APOLOGY,
+        dialogue.TRY_AGAIN_LATER,
+    ]

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.actions.handoff import HANDOFF_OPEN, handoff_reply
+from assistant.dialogue import HANDOFF_OPEN, handoff_reply
 from knowledge.city import CityProfile, japanese_moment
 from knowledge.model import KnowledgeError
 

@@ -1,5 +1,11 @@
 """Resident chat: each message goes through the Rasa server, which calls our actions.
 
+If Rasa is down or slow (no reply within ``MADOGUCHI_RASA_TIMEOUT``), the message is
+answered from the engine directly (``api.degraded``), with the same entry and text, and
+Rasa is left alone for a cool-down before it is tried again. If Rasa is up but the
+action behind the reply failed (it answered nothing), the resident gets an apology and
+the conversation goes to a person. A resident is never left without a reply.
+
 While the session has an open handoff ticket the assistant is silent: the message is
 added to the ticket for the staff member and not sent to Rasa. What staff send arrives
 through ``GET /api/chat/{session_id}/messages``, which the chat page polls.
@@ -15,10 +21,11 @@ import uuid
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppSettings, KnowledgeDb, RasaClient
+from api.degraded import DegradedChat
+from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
 from api.schemas import (
     Button,
     ChatMessagePublic,
@@ -27,7 +34,15 @@ from api.schemas import (
     ChatRequest,
     ChatResponse,
 )
-from knowledge.tickets import append_turn, find_open_ticket, mask_personal_data, messages_for
+from assistant import dialogue, logs
+from assistant.engine import Engine
+from knowledge.tickets import (
+    append_turn,
+    find_open_ticket,
+    mask_personal_data,
+    messages_for,
+    open_ticket,
+)
 
 router = APIRouter(prefix="/api", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -46,7 +61,9 @@ def _replies_from_rasa(messages: list[dict]) -> tuple[list[ChatReply], dict]:
         custom = message.get("custom")
         if isinstance(custom, dict) and isinstance(custom.get("madoguchi"), dict):
             info = custom["madoguchi"]
-            meta = meta or info  # the first decision of the turn is the turn's decision
+            meta = meta or dict(info)  # the first decision of the turn is the turn's decision
+            if info.get("handoff_id") is not None:  # an apology comes before the handoff
+                meta["decision"], meta["handoff_id"] = "handoff", info["handoff_id"]
             if info.get("text"):
                 replies.append(
                     ChatReply(
@@ -63,47 +80,136 @@ def _replies_from_rasa(messages: list[dict]) -> tuple[list[ChatReply], dict]:
     return replies, meta
 
 
-@router.post("/chat", response_model=ChatResponse, response_model_exclude_none=True)
-async def chat(
-    request: ChatRequest, settings: AppSettings, db: KnowledgeDb, rasa: RasaClient
-) -> ChatResponse:
-    session_id = request.session_id or uuid.uuid4().hex
-    message = mask_personal_data(request.message)
-    ticket = await run_in_threadpool(find_open_ticket, db, session_id)
-    if ticket is not None:
-        await run_in_threadpool(append_turn, db, ticket.id, {"role": "resident", "text": message})
-        return ChatResponse(
-            session_id=session_id, decision="handoff", replies=[], handoff_id=ticket.id
-        )
+def _chat_reply(reply: dialogue.Reply) -> ChatReply:
+    return ChatReply(
+        text=reply.text,
+        buttons=[Button(**b) for b in reply.buttons] or None,
+        entry_id=reply.fields.get("entry_id"),
+        revision=reply.fields.get("revision"),
+    )
+
+
+async def _ask_rasa(
+    http: Request, settings, rasa, session_id: str, body: ChatRequest, message: str
+):
+    """Rasa's messages for this turn, or None if Rasa is down, slow or broken."""
+    circuit = http.app.state.rasa_circuit
+    if not circuit.allows():
+        return None
     try:
         response = await rasa.post(
             f"{settings.rasa_url}/webhooks/rest/webhook",
             json={
                 "sender": session_id,
                 "message": message,
-                "metadata": {"page": request.page},
+                "metadata": {"page": body.page, "request_id": logs.request_id()},
             },
             timeout=settings.rasa_timeout_s,
         )
         response.raise_for_status()
         messages = response.json()
     except (httpx.HTTPError, ValueError) as error:
-        log.error("Rasa at %s failed: %r", settings.rasa_url, error)
-        raise HTTPException(
-            503, detail="対話エンジンに接続できません。しばらくしてからもう一度お試しください。"
-        ) from None
-    replies, meta = _replies_from_rasa(messages if isinstance(messages, list) else [])
-    decision = meta.get("decision", "smalltalk")
-    # Action failures reach us as an empty reply list; the resident must never see nothing.
-    if not replies:
-        raise HTTPException(
-            503, detail="応答を作成できませんでした。しばらくしてからもう一度お試しください。"
+        kind = (
+            "timeout"
+            if isinstance(error, httpx.TimeoutException)
+            else ("unreachable" if isinstance(error, httpx.TransportError) else "error")
         )
+        http.app.state.metrics.rasa_failures.labels(kind).inc()
+        circuit.failed(f"{kind}: {type(error).__name__}")
+        return None
+    circuit.succeeded()
+    return messages if isinstance(messages, list) else []
+
+
+async def _actions_reachable(settings, rasa) -> bool:
+    try:
+        reply = await rasa.get(f"http://127.0.0.1:{settings.action_port}/health", timeout=1.0)
+        return reply.status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _apologise(db, engine: Engine, session_id: str, message: str, page: str) -> ChatResponse:
+    """The action behind Rasa's reply failed: say so, and hand the conversation over."""
+    now = engine.city.now()
+    handoff = dialogue.handoff_reply(engine.city, now)
+    ticket = open_ticket(
+        db,
+        session_id=session_id,
+        reason="assistant_error",
+        transcript=[
+            {"role": "resident", "text": message, "at": now.timestamp()},
+            {"role": "assistant", "text": dialogue.APOLOGY, "at": now.timestamp()},
+            {"role": "assistant", "text": handoff, "at": now.timestamp()},
+        ],
+        candidates=[],
+        page=page[:500],
+    )
     return ChatResponse(
         session_id=session_id,
-        decision=decision,
-        replies=replies,
-        handoff_id=meta.get("handoff_id"),
+        decision="handoff",
+        replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=handoff)],
+        handoff_id=ticket.id,
+    )
+
+
+def _degraded(http: Request, engine: Engine) -> DegradedChat:
+    state = http.app.state
+    if state.degraded_chat is None or state.degraded_chat.engine is not engine:
+        state.degraded_chat = DegradedChat(engine)
+    return state.degraded_chat
+
+
+@router.post("/chat", response_model=ChatResponse, response_model_exclude_none=True)
+async def chat(
+    body: ChatRequest,
+    http: Request,
+    settings: AppSettings,
+    db: KnowledgeDb,
+    engine: KnowledgeEngine,
+    rasa: RasaClient,
+) -> ChatResponse:
+    session_id = body.session_id or uuid.uuid4().hex
+    message = mask_personal_data(body.message)
+    metrics = http.app.state.metrics
+    ticket = await run_in_threadpool(find_open_ticket, db, session_id)
+    if ticket is not None:
+        await run_in_threadpool(append_turn, db, ticket.id, {"role": "resident", "text": message})
+        metrics.decisions.labels("handoff", "ticket").inc()
+        return ChatResponse(
+            session_id=session_id, decision="handoff", replies=[], handoff_id=ticket.id
+        )
+    messages = await _ask_rasa(http, settings, rasa, session_id, body, message)
+    if messages is not None:
+        replies, meta = _replies_from_rasa(messages)
+        if replies:
+            decision = meta.get("decision", "smalltalk")
+            metrics.decisions.labels(decision, "rasa").inc()
+            return ChatResponse(
+                session_id=session_id,
+                decision=decision,
+                replies=replies,
+                handoff_id=meta.get("handoff_id"),
+            )
+        # Rasa answered nothing: the action failed. If the action server is down
+        # altogether, answer from the engine; otherwise apologise and hand over.
+        if await _actions_reachable(settings, rasa):
+            metrics.rasa_failures.labels("empty").inc()
+            log.error("Rasa returned no reply for a message: the action failed")
+            metrics.decisions.labels("handoff", "apology").inc()
+            return await run_in_threadpool(_apologise, db, engine, session_id, message, body.page)
+        metrics.rasa_failures.labels("actions_unreachable").inc()
+        log.warning("the action server is unreachable: answering from the engine directly")
+    turn = await run_in_threadpool(
+        _degraded(http, engine).respond, db, session_id, message, body.page
+    )
+    metrics.decisions.labels(turn.decision, "engine").inc()
+    return ChatResponse(
+        session_id=session_id,
+        decision=turn.decision,
+        replies=[_chat_reply(r) for r in turn.replies],
+        handoff_id=turn.handoff_id,
+        degraded=True,
     )
 
 

@@ -1,51 +1,102 @@
-"""Health: one status an operator or a load balancer can read, and why."""
+"""Health and metrics: one status an operator or a load balancer can read, and why."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
+from api.deps import AppSettings, KnowledgeDb, RasaClient
 from api.schemas import HealthPublic
 from knowledge.store import knowledge_revision
 
-router = APIRouter(prefix="/api", tags=["health"])
+router = APIRouter(tags=["health"])
 
 
-@router.get("/health", response_model=HealthPublic)
+@router.get("/api/health", response_model=HealthPublic)
 async def health(
-    settings: AppSettings, db: KnowledgeDb, engine: KnowledgeEngine, rasa: RasaClient
+    request: Request, settings: AppSettings, db: KnowledgeDb, rasa: RasaClient
 ) -> HealthPublic:
+    """``ok`` when every part works; ``degraded`` with ``reasons`` otherwise. The chat
+    still answers when degraded (from the engine, if Rasa is down)."""
     components: dict[str, dict] = {}
+    reasons: list[str] = []
     try:
         revision = await run_in_threadpool(knowledge_revision, db)
         components["database"] = {"status": "ok", "knowledge_revision": revision}
     except Exception as error:  # report, don't crash: health must always answer
         revision = None
         components["database"] = {"status": "error", "error": repr(error)}
-    index_revision = engine.dense.knowledge_revision
-    components["index"] = {
-        "status": "ok" if revision is None or index_revision == revision else "stale",
-        "entries": engine.dense.entry_count(),
-        "knowledge_revision": index_revision,
-    }
-    components["encoder"] = {
-        "status": "ok",
-        "path": str(settings.encoder_path),
-        "fingerprint": engine.dense.encoder_fingerprint,
-    }
+        reasons.append(f"database unreadable: {error!r}")
+    engines = request.app.state.engines
+    engine = engines.engine
+    index = engines.describe()
+    if engine is not None:
+        index_revision = engine.dense.knowledge_revision
+        index |= {
+            "entries": engine.dense.entry_count(),
+            "vectors": len(engine.dense.rows),
+            "knowledge_revision": index_revision,
+        }
+        if revision is not None and index_revision != revision:
+            index["status"] = "stale"  # brought up to date by the next search
+        components["encoder"] = {
+            "status": "ok",
+            "path": str(settings.encoder_path),
+            "fingerprint": engine.dense.encoder_fingerprint,
+        }
+    elif engines.state == "rebuilding":
+        reasons.append(
+            f"index rebuilding ({index['progress']} entry revisions): chat and lookup "
+            "answer when it is done"
+        )
+    elif engines.state == "failed":
+        reasons.append(f"engine failed to load: {engines.error}")
+    else:
+        reasons.append("engine loading")
+    components["index"] = index
+    components["rasa"] = await _probe(rasa, f"{settings.rasa_url}/", settings.rasa_url)
+    components["actions"] = await _probe(
+        rasa,
+        f"http://127.0.0.1:{settings.action_port}/health",
+        f"http://127.0.0.1:{settings.action_port}",
+    )
+    for name in ("rasa", "actions"):
+        if components[name]["status"] != "ok":
+            reasons.append(
+                f"{name} {components[name]['status']}: the chat answers from the engine "
+                "directly (no NLU, no small talk)"
+            )
+    circuit = request.app.state.rasa_circuit
+    components["chat"] = {"status": "degraded" if circuit.degraded else "ok"}
+    if circuit.degraded:
+        since = dt.datetime.fromtimestamp(circuit.since, dt.UTC).isoformat(timespec="seconds")
+        components["chat"] |= {"since": since, "reason": circuit.reason}
+        if components["rasa"]["status"] == "ok":
+            reasons.append(f"chat answering from the engine since {since} ({circuit.reason})")
+    healthy = not reasons and all(c["status"] == "ok" for c in components.values())
+    if not healthy and not reasons:
+        reasons.append("index stale: it catches up at the next search")
+    return HealthPublic(
+        status="ok" if healthy else "degraded", reasons=reasons, components=components
+    )
+
+
+async def _probe(client: httpx.AsyncClient, url: str, shown: str) -> dict:
     try:
-        reply = await rasa.get(f"{settings.rasa_url}/", timeout=2.0)
-        components["rasa"] = {
-            "status": "ok" if reply.status_code == 200 else "error",
-            "url": settings.rasa_url,
-        }
+        reply = await client.get(url, timeout=2.0)
     except httpx.HTTPError as error:
-        components["rasa"] = {
-            "status": "unreachable",
-            "url": settings.rasa_url,
-            "error": type(error).__name__,
-        }
-    healthy = all(c["status"] == "ok" for c in components.values())
-    return HealthPublic(status="ok" if healthy else "degraded", components=components)
+        return {"status": "unreachable", "url": shown, "error": type(error).__name__}
+    return {"status": "ok" if reply.status_code == 200 else "error", "url": shown}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format. Holds no personal data; restrict it to the monitoring
+    network at the reverse proxy all the same."""
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
 from assistant.actions.handoff import hand_off
+from assistant.dialogue import THANKS_FOR_FEEDBACK
 from knowledge.tickets import record_feedback
 
-THANKS_FOR_FEEDBACK = "お役に立ててよかったです。ほかにご質問があれば入力してください。"
 
-
-class ActionFeedback(Action):
+class ActionFeedback(runtime.Step):
     def name(self) -> str:
         return "action_feedback"
 
-    def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -49,7 +48,6 @@ class ActionFeedback(Action):
                 dispatcher,
                 tracker,
                 reason="negative_feedback",
-                decision=None,
                 candidates=answered if entry_id else [],
             ),
             SlotSet("failed_turns", 0),

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
-from assistant.engine import Decision
-from knowledge.city import CityProfile, japanese_moment
+from assistant.dialogue import handoff_reply
 from knowledge.tickets import open_ticket
-
-HANDOFF_OPEN = "担当の職員がこのチャットでお返事します。画面を開いたまま、しばらくお待ちください。"
-HANDOFF_CLOSED = (
-    "ただいま受付時間外です。担当の職員が{next}以降に、このチャットでお返事します"
-    "（受付：{hours}。{closed}はお休みです）。"
-)
-
-
-def handoff_reply(city: CityProfile, now: dt.datetime) -> str:
-    """What the resident is told: a person answers now, or from the next opening."""
-    if city.is_open(now):
-        return HANDOFF_OPEN
-    return HANDOFF_CLOSED.format(
-        next=japanese_moment(city.next_opening(now)),
-        hours=city.hours_text,
-        closed=city.closed_text,
-    )
 
 
 def transcript(tracker: Tracker) -> list[dict[str, Any]]:
@@ -73,13 +54,12 @@ def hand_off(
     tracker: Tracker,
     *,
     reason: str,
-    decision: Decision | None,
     candidates: list[dict[str, Any]] | None = None,
 ) -> list[EventType]:
     """Open (or add to) the session's ticket and tell the resident when a person answers.
 
     ``reason`` is one of requested_human, none_of_these, negative_feedback,
-    two_failed_turns, choice_unavailable.
+    two_failed_turns, choice_unavailable, assistant_error.
     """
     city = runtime.city()
     now = city.now()
@@ -92,7 +72,7 @@ def hand_off(
             session_id=tracker.sender_id,
             reason=reason,
             transcript=turns,
-            candidates=runtime.candidates_payload(decision) if decision else candidates or [],
+            candidates=candidates or [],
             channel=(tracker.get_latest_input_channel() or "web"),
             page=opening_page(tracker),
         )
@@ -100,15 +80,15 @@ def hand_off(
     return []
 
 
-class ActionHandoff(Action):
+class ActionHandoff(runtime.Step):
     """The resident asked for a person, or none of the offered entries fit."""
 
     def name(self) -> str:
         return "action_handoff"
 
-    def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         reason = "none_of_these" if intent == "none_of_these" else "requested_human"
-        return hand_off(dispatcher, tracker, reason=reason, decision=None)
+        return hand_off(dispatcher, tracker, reason=reason)

@@ -3,19 +3,26 @@ loaded once per action-server process from the environment's settings."""
 
 from __future__ import annotations
 
+import logging
 import os
+from abc import ABCMeta, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import sqlite_utils
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from assistant import dialogue, logs
 from assistant.config import Settings
-from assistant.engine import Decision, Engine
+from assistant.engine import Engine
 from knowledge.city import CityProfile
 from knowledge.store import open_db
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -44,20 +51,6 @@ def city() -> CityProfile:
     return engine().city
 
 
-def candidates_payload(decision: Decision) -> list[dict[str, Any]]:
-    return [
-        {
-            "entry_id": c.entry_id,
-            "revision": c.revision,
-            "title": c.title,
-            "score": c.score,
-            "dense": c.dense,
-            "lexical": c.lexical,
-        }
-        for c in decision.candidates
-    ]
-
-
 def metadata(decision: str, **fields: Any) -> dict[str, Any]:
     """The custom payload the API reads to fill ``decision``, ``entry_id`` and so on."""
     return {"madoguchi": {"decision": decision, **fields}}
@@ -79,3 +72,47 @@ def say(
     if buttons:
         payload["buttons"] = buttons
     dispatcher.utter_message(json_message=metadata(decision, **payload))
+
+
+def say_reply(dispatcher: CollectingDispatcher, reply: dialogue.Reply) -> None:
+    say(dispatcher, reply.text, reply.decision, list(reply.buttons) or None, **reply.fields)
+
+
+class Step(Action, metaclass=ABCMeta):
+    """An action that never leaves the resident without a reply.
+
+    It carries the API's request id into this process's logs, and if the work fails
+    (a database error, a bug), the resident gets an apology and the conversation goes
+    to a person with whatever was said so far. Subclasses implement ``act``.
+    """
+
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    def act(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]: ...
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        metadata = tracker.latest_message.get("metadata") or {}
+        with logs.request_context(metadata.get("request_id")):
+            try:
+                return self.act(dispatcher, tracker, domain)
+            except Exception:
+                log.exception("action %s failed; apologising and handing off", self.name())
+                dispatcher.messages.clear()  # nothing half-said
+                return self.apologise(dispatcher, tracker)
+
+    def apologise(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+        from assistant.actions.handoff import hand_off  # handoff imports this module
+
+        say(dispatcher, dialogue.APOLOGY, "handoff", reason="assistant_error")
+        try:
+            return hand_off(dispatcher, tracker, reason="assistant_error")
+        except Exception:
+            log.exception("could not open a ticket after action %s failed", self.name())
+            say(dispatcher, dialogue.TRY_AGAIN_LATER, "handoff", reason="assistant_error")
+            return []

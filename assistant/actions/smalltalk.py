@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
@@ -27,11 +27,11 @@ RESPONSES = {
 }
 
 
-class ActionSmallTalk(Action):
+class ActionSmallTalk(runtime.Step):
     def name(self) -> str:
         return "action_smalltalk"
 
-    def run(
+    def act(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         decision = runtime.engine().search_in_context(

@@ -1,0 +1,186 @@
+"""Degraded mode: the chat keeps answering from the engine while Rasa is down or slow.
+
+Without Rasa there is no NLU, so this mode understands only what needs none: the
+buttons' payloads (a choice, feedback, 「どれにも当てはまらない」), a typed choice
+(「2番目」) right after choices were offered, and an explicit request for a person.
+Everything else is a question for the engine, and what is said for its decision comes
+from ``assistant.dialogue``, the same code the Rasa actions use: an inquiry gets the
+same entry and byte-identical text on either path.
+
+What a conversation remembers (the last entry, the offered choices, failed turns and
+the turns so far, for a ticket) is kept in this process's memory for the most recent
+sessions: a degraded conversation is short-lived, and Rasa takes over again when it
+is back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlite_utils
+
+from assistant import dialogue
+from assistant.engine import Engine
+from knowledge.model import EntryNotFound
+from knowledge.tickets import open_ticket, record_feedback
+
+_PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
+# A request for a person, said plainly; NLU would catch more, but this needs none.
+_PERSON = re.compile(r"職員|担当者|担当の方|オペレーター|人と話|人間と|窓口の人|電話で話")
+# A typed choice is short (「2番目」「最後の」); a longer message is a question.
+MAX_CHOICE_CHARS = 12
+MAX_TURNS_KEPT = 50
+
+
+@dataclass
+class Memory:
+    last_entry_id: str | None = None
+    last_revision: int | None = None
+    offered_entries: list[str] | None = None
+    failed_turns: int = 0
+    turns: list[dict[str, Any]] = field(default_factory=list)
+
+    def remember(self, updates: dict[str, Any]) -> None:
+        for name, value in updates.items():
+            setattr(self, name, value)
+
+
+@dataclass(frozen=True)
+class Turn:
+    decision: str
+    replies: tuple[dialogue.Reply, ...]
+    handoff_id: int | None = None
+
+
+def parse_payload(message: str) -> tuple[str, dict[str, Any]] | None:
+    """``/choose_entry{"entry_id":"x"}`` -> ("choose_entry", {"entry_id": "x"})."""
+    match = _PAYLOAD.match(message.strip())
+    if not match:
+        return None
+    try:
+        entities = json.loads(match.group(2)) if match.group(2) else {}
+    except ValueError:
+        entities = {}
+    return match.group(1), entities if isinstance(entities, dict) else {}
+
+
+class DegradedChat:
+    def __init__(self, engine: Engine, capacity: int = 10_000):
+        self.engine = engine
+        self.capacity = capacity
+        self._sessions: OrderedDict[str, Memory] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _memory(self, session_id: str) -> Memory:
+        with self._lock:
+            memory = self._sessions.pop(session_id, None) or Memory()
+            self._sessions[session_id] = memory  # most recent last
+            while len(self._sessions) > self.capacity:
+                self._sessions.popitem(last=False)
+            return memory
+
+    def respond(
+        self, db: sqlite_utils.Database, session_id: str, message: str, page: str | None
+    ) -> Turn:
+        """One resident message, answered without Rasa. ``message`` is already masked."""
+        memory = self._memory(session_id)
+        now = self.engine.city.now()
+        shown = "" if message.startswith("/") else message  # a click's payload is not text
+        memory.turns.append({"role": "resident", "text": shown or message, "at": now.timestamp()})
+        outcome = self._outcome(db, session_id, memory, message)
+        replies = list(outcome.replies)
+        handoff_id = None
+        if outcome.handoff:
+            text = dialogue.handoff_reply(self.engine.city, now)
+            turns = [*memory.turns, *({"role": "assistant", "text": r.text} for r in replies)]
+            turns.append({"role": "assistant", "text": text, "at": now.timestamp()})
+            ticket = open_ticket(
+                db,
+                session_id=session_id,
+                reason=outcome.handoff.reason,
+                transcript=turns,
+                candidates=outcome.handoff.candidates,
+                channel="web",
+                page=(page or "")[:500],
+            )
+            handoff_id = ticket.id
+            fields = {"handoff_id": ticket.id, "reason": outcome.handoff.reason}
+            replies.append(dialogue.Reply(text, "handoff", fields=fields))
+        memory.remember(outcome.remember)
+        memory.turns += [
+            {"role": "assistant", "text": r.text, "at": now.timestamp()} for r in replies
+        ]
+        del memory.turns[:-MAX_TURNS_KEPT]
+        decision = "handoff" if handoff_id else (replies[0].decision if replies else "handoff")
+        return Turn(decision, tuple(replies), handoff_id)
+
+    def _outcome(
+        self, db: sqlite_utils.Database, session_id: str, memory: Memory, message: str
+    ) -> dialogue.Outcome:
+        payload = parse_payload(message)
+        if payload is not None:
+            intent, entities = payload
+            entry_id = (
+                entities.get("entry_id") if isinstance(entities.get("entry_id"), str) else None
+            )
+            if intent == "choose_entry" and entry_id:
+                return self._entry(entry_id)
+            if intent in ("feedback_positive", "feedback_negative"):
+                return self._feedback(
+                    db, session_id, memory, entry_id, intent == "feedback_positive"
+                )
+            if intent == "none_of_these":
+                return dialogue.Outcome(handoff=dialogue.HandoffRequest("none_of_these"))
+            if intent == "request_human":
+                return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
+            message = ""  # another intent's payload says nothing to search for
+        if _PERSON.search(message):
+            return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
+        offered = memory.offered_entries or []
+        if offered and len(unicodedata.normalize("NFKC", message)) <= MAX_CHOICE_CHARS:
+            position = dialogue.ordinal(message, len(offered))
+            if position is not None:
+                return self._entry(offered[position])
+        decision = self.engine.search_in_context(message, memory.last_entry_id)
+        return dialogue.respond(self.engine, decision, memory.failed_turns)
+
+    def _entry(self, entry_id: str) -> dialogue.Outcome:
+        try:
+            return dialogue.entry_outcome(self.engine, entry_id, "answer")
+        except EntryNotFound:
+            return dialogue.Outcome(handoff=dialogue.HandoffRequest("choice_unavailable"))
+
+    def _feedback(
+        self,
+        db: sqlite_utils.Database,
+        session_id: str,
+        memory: Memory,
+        entry_id: str | None,
+        helpful: bool,
+    ) -> dialogue.Outcome:
+        entry_id = entry_id or memory.last_entry_id
+        revision = memory.last_revision if entry_id == memory.last_entry_id else None
+        record_feedback(
+            db,
+            session_id=session_id,
+            entry_id=entry_id,
+            revision=revision,
+            helpful=helpful,
+            text="",
+        )
+        if helpful:
+            reply = dialogue.Reply(
+                dialogue.THANKS_FOR_FEEDBACK, "feedback", fields={"entry_id": entry_id}
+            )
+            return dialogue.Outcome((reply,))
+        answered = [{"entry_id": entry_id, "revision": revision, "answered": True}]
+        return dialogue.Outcome(
+            remember={"failed_turns": 0},
+            handoff=dialogue.HandoffRequest("negative_feedback", answered if entry_id else []),
+        )
