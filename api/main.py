@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.settings = settings or Settings.from_env(os.environ)
         app.state.engines = EngineHolder(app.state.settings)
-        app.state.rasa_circuit = RasaCircuit()
+        app.state.rasa_circuit = RasaCircuit(app.state.settings.rasa_retry_s)
         app.state.degraded_chat = None  # made with the engine, on first use
         app.state.metrics = Metrics(app.state.settings, lambda: service_state(app))
         app.state.engines.start()

@@ -76,6 +76,8 @@ class Settings:
     tie_margin: float = 0.03
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
+    # After Rasa failed, the chat answers from the engine for this long before trying again.
+    rasa_retry_s: float = 15.0
     # How long the API waits at start for the engine before serving without it (a
     # rebuild of a large index goes on in the background; /api/health shows progress).
     startup_wait_s: float = 30.0
@@ -132,6 +134,7 @@ class Settings:
             clarify_threshold=clarify,
             tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
             rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
+            rasa_retry_s=_float(env, "MADOGUCHI_RASA_RETRY", cls.rasa_retry_s, 0.0, 3600.0),
             startup_wait_s=_float(env, "MADOGUCHI_STARTUP_WAIT", cls.startup_wait_s, 0.0, 3600.0),
             approximate_from=_int(
                 env, "MADOGUCHI_APPROXIMATE_FROM", cls.approximate_from, 1, 10**9

@@ -28,7 +28,12 @@ from knowledge.tickets import mask_personal_data
 _REQUEST_ID = contextvars.ContextVar[str | None]("madoguchi_request_id", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged.
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 def request_id() -> str | None:

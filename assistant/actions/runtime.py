@@ -99,6 +99,8 @@ class Step(Action, metaclass=ABCMeta):
     ) -> list[EventType]:
         metadata = tracker.latest_message.get("metadata") or {}
         with logs.request_context(metadata.get("request_id")):
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            log.info("%s (intent %s)", self.name(), intent, extra={"sender": tracker.sender_id})
             try:
                 return self.act(dispatcher, tracker, domain)
             except Exception:
