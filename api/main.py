@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import limits
 from api.metrics import Metrics
+from api.observe import Observe
 from api.routes import chat, editor, health, pages, staff, tickets
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
 from assistant.config import Settings
-
-access_log = logging.getLogger("madoguchi.access")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,33 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     limits.install(app)
 
-    @app.middleware("http")
-    async def request_id_metrics_and_access_log(request: Request, call_next):
-        request_id = logs.new_request_id(request.headers.get("x-request-id"))
-        started = time.perf_counter()
-        with logs.request_context(request_id):
-            response = await call_next(request)
-            seconds = time.perf_counter() - started
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics = getattr(request.app.state, "metrics", None)
-            if metrics is not None:
-                metrics.observe_request(request.method, route, response.status_code, seconds)
-            access_log.info(
-                "%s %s %d %.1f ms",
-                request.method,
-                route,
-                response.status_code,
-                seconds * 1000,
-                extra={
-                    "method": request.method,
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(seconds * 1000, 1),
-                },
-            )
-        response.headers["X-Request-ID"] = request_id
-        return response
-
+    app.add_middleware(Observe)
     app.include_router(chat.router)
     app.include_router(staff.router)
     app.include_router(tickets.router)

@@ -7,6 +7,7 @@ the stack exactly as an operator does. Each child logs to ``MADOGUCHI_HOME/logs`
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import signal
 import socket
@@ -36,9 +37,10 @@ class Service:
     process: subprocess.Popen | None = field(default=None, repr=False)
 
 
-def rasa_executable() -> str:
-    configured = os.environ.get("MADOGUCHI_RASA_BIN")
-    return configured or str(PROJECT_ROOT / ".venv-rasa" / "bin" / "rasa")
+def rasa_python() -> str:
+    """The Rasa environment's Python; Rasa runs as ``python -m assistant.rasa_server``."""
+    configured = os.environ.get("MADOGUCHI_RASA_PYTHON")
+    return configured or str(PROJECT_ROOT / ".venv-rasa" / "bin" / "python")
 
 
 def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
@@ -59,6 +61,11 @@ def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
     )
     credentials = settings.rasa_dir / "credentials.yml"
     credentials.write_text("rest:\n", encoding="utf-8")
+    # Write-ahead logging (a setting kept in the file): a commit appends to the log
+    # instead of rewriting pages with a rollback journal, for each of Rasa's two saves
+    # per message.
+    with sqlite3.connect(settings.rasa_dir / "trackers.db") as trackers:
+        trackers.execute("PRAGMA journal_mode = WAL")
     return endpoints, credentials
 
 
@@ -82,6 +89,16 @@ class Stack:
         )
         # The API and the actions log JSON lines (assistant.logs) unless told otherwise.
         self.env.setdefault("MADOGUCHI_LOG_FORMAT", "json")
+        # One thread each for the numeric libraries (FAISS, PyTorch, TensorFlow): the
+        # services share the machine's cores and each request is small; more threads
+        # per request only made them wait for each other.
+        for name in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "TF_INTER_OP_PARALLELISM_THREADS",
+            "TF_INTRA_OP_PARALLELISM_THREADS",
+        ):
+            self.env.setdefault(name, "1")
         if settings.api_token:
             self.env["MADOGUCHI_API_TOKEN"] = settings.api_token
         logs = settings.home / "logs"
@@ -109,7 +126,9 @@ class Stack:
             Service(
                 "rasa",
                 [
-                    rasa_executable(),
+                    rasa_python(),
+                    "-m",
+                    "assistant.rasa_server",
                     "run",
                     "--model",
                     str(settings.rasa_model_path),
