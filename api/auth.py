@@ -28,11 +28,13 @@ def current_user(
             503, detail="the staff and editor APIs are disabled: set MADOGUCHI_API_TOKEN"
         )
     scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token, settings.api_token):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    given, expected = (t.encode("utf-8", "surrogateescape") for t in (token, settings.api_token))
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
         raise HTTPException(
             401, detail="a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
         )
-    if not x_madoguchi_user or not USER_PATTERN.match(x_madoguchi_user):
+    if not x_madoguchi_user or not USER_PATTERN.fullmatch(x_madoguchi_user):
         raise HTTPException(400, detail="the X-Madoguchi-User header must name the user")
     return x_madoguchi_user
 

@@ -3,9 +3,10 @@
 - A request body larger than :data:`MAX_BODY_BYTES` is refused with 413 before it is
   read whole (from its Content-Length, else while it arrives).
 - A JSON body (``application/json`` or ``+json``) must be UTF-8, not nested too deeply
-  for the parser, and hold no lone surrogate escapes (``"\\ud800"``): such strings pass
-  validation but cannot be stored in SQLite or written back as UTF-8. The first two are
-  a 400, the last a 422 naming the field.
+  for the parser, hold no number of more than 4,300 digits (Python refuses to read it)
+  and no lone surrogate escape (``"\\ud800"``): such strings pass validation but cannot
+  be stored in SQLite or written back as UTF-8. The first three are a 400, the last a
+  422 naming the field. Malformed JSON is left to FastAPI (a 422 with the position).
 - Validation errors list the type, place and reason of each problem but do not echo the
   input back: an echoed NaN, lone surrogate or 10,000-level list cannot be written as
   JSON, and echoing megabytes helps nobody.
@@ -28,6 +29,7 @@ MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = f"送信内容が大きすぎます（上限 {MAX_BODY_BYTES:,} バイト）。"
 NOT_UTF8 = "送信内容の文字コードが UTF-8 ではありません（{position} バイト目）。"
 TOO_DEEP = "送信内容の JSON の入れ子が深すぎます。"
+UNREADABLE = "送信内容の JSON を読めません（{reason}）。"
 
 
 class _BodyTooLarge(Exception):
@@ -42,7 +44,7 @@ def _is_json(content_type: str | None) -> bool:
 
 
 def _lone_surrogate(data: Any) -> tuple[list[str | int], str] | None:
-    """Where the first lone surrogate in parsed JSON is, and the string holding it."""
+    """Where a lone surrogate in parsed JSON is (keys too), and the string holding it."""
     stack: list[tuple[list[str | int], Any]] = [([], data)]
     while stack:
         loc, value = stack.pop()
@@ -71,8 +73,11 @@ def _json_problem(body: bytes) -> JSONResponse | None:
         data = json.loads(text)
     except RecursionError:
         return JSONResponse({"detail": TOO_DEEP}, 400)
-    except ValueError:
+    except json.JSONDecodeError:
         return None
+    except ValueError as error:  # a number of more than 4,300 digits
+        reason = str(error).split(": value has")[0]
+        return JSONResponse({"detail": UNREADABLE.format(reason=reason)}, 400)
     found = _lone_surrogate(data)
     if found is None:
         return None
@@ -139,12 +144,19 @@ class BodyLimit:
                 return b"".join(chunks), message
 
 
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, (str, int, bool)) else str(value)
+
+
 async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 without the input (and its context) echoed back."""
-    problems = [
-        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
-        for e in error.errors()
-    ]
+    """FastAPI's 422 without the input echoed back; the context (the limit, the JSON
+    parser's reason) as plain values."""
+    problems = []
+    for e in error.errors():
+        problem = {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
+        if isinstance(e.get("ctx"), dict):
+            problem["ctx"] = {key: _plain(value) for key, value in e["ctx"].items()}
+        problems.append(problem)
     return JSONResponse({"detail": problems}, 422)
 
 

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field, field_validator
 from knowledge.model import has_control_characters
 
 MAX_MESSAGE_CHARS = 1000
+# The largest integer SQLite stores: bound every id, revision and offset a client sends.
+SQLITE_INT_MAX = 2**63 - 1
 
 
 class ChatRequest(BaseModel):
@@ -165,7 +167,7 @@ class ArchiveRequest(BaseModel):
 
 
 class RollbackRequest(BaseModel):
-    to_revision: int = Field(ge=1)
+    to_revision: int = Field(ge=1, le=SQLITE_INT_MAX)
 
 
 class TurnPublic(BaseModel):

@@ -7,11 +7,12 @@ exit with status 2 (argparse).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -27,6 +28,32 @@ class CliError(Exception):
 
 def _settings() -> Settings:
     return Settings.from_env(os.environ)
+
+
+def _revision(value: str) -> int:
+    digits = value.isascii() and value.isdigit() and len(value) <= 19
+    if not digits or not 1 <= int(value) <= 2**63 - 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a revision number (1, 2, ...)")
+    return int(value)
+
+
+# Arguments that name files: any bytes the file system allows are fine there.
+_PATH_ARGUMENTS = frozenset({"path", "batch", "queries", "qrels", "output"})
+
+
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Entry ids, names, reasons and queries: valid Unicode, no control characters.
+    (Undecodable bytes on the command line arrive as lone surrogates.)"""
+    from knowledge.model import has_control_characters, has_lone_surrogates
+
+    for name, value in vars(args).items():
+        if not isinstance(value, str) or name in _PATH_ARGUMENTS:
+            continue
+        shown = name.upper() if name in ("text", "entry_id") else "--" + name.replace("_", "-")
+        if has_lone_surrogates(value):
+            raise CliError(f"{shown} is not valid UTF-8 text (undecodable bytes)")
+        if has_control_characters(value):
+            raise CliError(f"{shown} must not contain control characters")
 
 
 def _date(value: str) -> dt.date:
@@ -142,6 +169,62 @@ def cmd_index_build(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _page_bar(desc: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for a database copy, fed (pages copied, total pages); silent
+    when stderr is not a terminal (cron, systemd timers)."""
+    with tqdm(desc=desc, unit="page", disable=None) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from knowledge.backup import backup, backup_revision
+
+    with _page_bar("backup") as progress:
+        path = backup(_settings().database_path, args.path, progress=progress)
+    print(f"backup written to {path} (knowledge revision {backup_revision(path)})")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+    from assistant.errors import EncoderError, IndexUnavailable
+    from knowledge.backup import restore
+
+    settings = _settings()
+    with _page_bar("restore") as progress:
+        result = restore(
+            Path(args.path), settings.database_path, progress=progress, actor=_actor(args)
+        )
+    if result.safety_backup is not None:
+        print(f"the database as it was is saved in {result.safety_backup}")
+    print(
+        f"restored {result.source} (knowledge revision {result.backup_revision}); "
+        f"the knowledge revision is now {result.knowledge_revision}"
+    )
+    try:
+        engine = Engine.load(
+            settings,
+            force_rebuild=True,
+            progress=lambda items: tqdm(items, desc="index", unit="entry"),
+        )
+    except (EncoderError, IndexUnavailable) as error:
+        raise CliError(
+            f"restored, but the index could not be rebuilt: {error}; "
+            "once that is fixed, run `madoguchi index build`"
+        ) from None
+    print(
+        f"index rebuilt: {engine.dense.entry_count()} entries, "
+        f"knowledge revision {engine.dense.knowledge_revision}"
+    )
+    return 0
+
+
 def _decision_json(query_id, decision) -> dict:
     return {
         "id": query_id,
@@ -154,7 +237,21 @@ def _decision_json(query_id, decision) -> dict:
     }
 
 
+def _query_problem(text: str) -> str | None:
+    """Why a query (TEXT or a batch line's text) cannot be searched, else None."""
+    from knowledge.model import has_control_characters, has_lone_surrogates
+
+    if has_lone_surrogates(text):
+        return "is not valid Unicode text (undecodable bytes or a lone surrogate)"
+    if has_control_characters(text):
+        return "must not contain control characters"
+    return None
+
+
 def _read_batch(path: Path) -> list[tuple[object, str]]:
+    from knowledge.io import unreadable
+    from knowledge.model import has_lone_surrogates
+
     if not path.is_file():
         raise CliError(f"{path} is not a file")
     queries, problems = [], []
@@ -171,16 +268,23 @@ def _read_batch(path: Path) -> list[tuple[object, str]]:
         except json.JSONDecodeError as error:
             problems.append(f"{where}: not valid JSON ({error.msg})")
             continue
+        except (ValueError, RecursionError) as error:  # a 5,000-digit number, deep nesting
+            problems.append(f"{where}: not valid JSON ({unreadable(error)})")
+            continue
         if not isinstance(record, dict):
             problems.append(f'{where}: each line must be an object with "id" and "text"')
             continue
         if "id" not in record or not isinstance(record["id"], (str, int)):
             problems.append(f'{where}: "id" is required and must be a string or integer')
+        elif isinstance(record["id"], str) and has_lone_surrogates(record["id"]):
+            problems.append(f'{where}: "id" is not valid Unicode text')
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             problems.append(f'{where}: "text" is required and must be non-empty text')
         elif len(text) > MAX_BATCH_TEXT:
             problems.append(f'{where}: "text" is {len(text)} characters; limit {MAX_BATCH_TEXT}')
+        elif (why := _query_problem(text)) is not None:
+            problems.append(f'{where}: "text" {why}')
         else:
             queries.append((record.get("id"), text))
     if problems:
@@ -196,6 +300,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     queries = _read_batch(Path(args.batch)) if args.batch else None
     if args.text is not None and not args.text.strip():
         raise CliError("TEXT must not be empty")
+    if args.text is not None and len(args.text) > MAX_BATCH_TEXT:
+        raise CliError(f"TEXT is {len(args.text)} characters; limit {MAX_BATCH_TEXT}")
     engine = Engine.load(_settings())
     if queries is not None:
         out = sys.stdout
@@ -285,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_archive.set_defaults(func=cmd_kb_archive)
     kb_rollback = kb.add_parser("rollback", help="publish an earlier revision again")
     kb_rollback.add_argument("entry_id")
-    kb_rollback.add_argument("--to", type=int, required=True, metavar="REVISION")
+    kb_rollback.add_argument("--to", type=_revision, required=True, metavar="REVISION")
     kb_rollback.add_argument("--user", help="who rolls back (for the audit log)")
     kb_rollback.set_defaults(func=cmd_kb_rollback)
 
@@ -311,6 +417,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", action="store_true", help="print JSON")
     evaluation.set_defaults(func=cmd_eval)
 
+    backup = commands.add_parser("backup", help="copy the knowledge database, while it runs")
+    backup.add_argument("path", help="a directory (file named by revision and time) or new file")
+    backup.set_defaults(func=cmd_backup)
+    restore = commands.add_parser("restore", help="replace the knowledge database by a backup")
+    restore.add_argument("path", help="a file written by `madoguchi backup`")
+    restore.add_argument("--user", help="who restores (for the audit log)")
+    restore.set_defaults(func=cmd_restore)
+
     serve = commands.add_parser("serve", help="start Rasa, the action server and the API")
     serve.set_defaults(func=cmd_serve)
     return parser
@@ -323,8 +437,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from knowledge.model import KnowledgeError
 
     try:
+        _check_text_arguments(args)
         return args.func(args)
     except (CliError, ConfigError, KnowledgeError, EncoderError, IndexUnavailable) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # a file that cannot be read or written: the OS says why
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -144,8 +144,8 @@ class Engine:
         revision is updated entry by entry. Processes starting together (the API and the
         action server) take turns: the second waits and loads what the first saved.
         """
-        settings.index_dir.mkdir(parents=True, exist_ok=True)
-        with open(settings.index_dir / ".lock", "a") as lock:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        with open(settings.home / "index.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 return cls._load(settings, rebuild_if_stale, force_rebuild, progress)
@@ -264,7 +264,8 @@ class Engine:
     def search(self, query: str, *, as_of: dt.date | None = None, top_k: int = 5) -> Decision:
         """Rank the entries answered on ``as_of`` (default today) and decide."""
         as_of = as_of or dt.date.today()
-        query = query[:MAX_QUERY_CHARS]
+        # A lone surrogate ("\ud800" in JSON) cannot be analysed: it becomes "?".
+        query = query[:MAX_QUERY_CHARS].encode("utf-8", "replace").decode("utf-8")
         terms = content_terms(query)
         with self._lock:
             self.sync()

@@ -7,10 +7,10 @@ the stack exactly as an operator does. Each child logs to ``MADOGUCHI_HOME/logs`
 from __future__ import annotations
 
 import json
-import sqlite3
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time

@@ -88,7 +88,10 @@ def _read_csv(path: Path) -> list[tuple[str, Any]]:
     except UnicodeDecodeError as error:
         raise ImportFailed(str(path), [f"{path.name}: not UTF-8 text ({error.reason})"]) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as error:
+        raise ImportFailed(str(path), [f"{path.name}:1: not valid CSV ({error})"]) from None
     problems = [
         f"{path.name}: unknown column {name!r}" for name in header if name not in SCHEMA_FIELDS
     ]
@@ -100,11 +103,19 @@ def _read_csv(path: Path) -> list[tuple[str, Any]]:
     if problems:
         raise ImportFailed(str(path), problems)
     records = []
-    for row in reader:
+    rows = []
+    try:
+        for row in reader:
+            rows.append((reader.line_num, row))
+    except csv.Error as error:  # a NUL byte, a cell over the csv module's size limit
+        raise ImportFailed(
+            str(path), [f"{path.name}:{reader.line_num}: not valid CSV ({error})"]
+        ) from None
+    for line, row in rows:
         record: dict[str, Any] = {}
         for name, value in row.items():
             if name is None or value is None:
-                problems.append(f"{path.name}:{reader.line_num}: wrong number of cells")
+                problems.append(f"{path.name}:{line}: wrong number of cells")
                 continue
             if name in _CSV_LIST_FIELDS:
                 record[name] = [item for item in value.split(CSV_LIST_SEPARATOR) if item.strip()]
@@ -112,10 +123,17 @@ def _read_csv(path: Path) -> list[tuple[str, Any]]:
                 record[name] = value or None
             else:
                 record[name] = value
-        records.append((f"{path.name}:{reader.line_num}", record))
+        records.append((f"{path.name}:{line}", record))
     if problems:
         raise ImportFailed(str(path), problems)
     return records
+
+
+def unreadable(error: ValueError | RecursionError) -> str:
+    """What the JSON or YAML parser choked on, beyond a syntax error, in a few words."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error).splitlines()[0].split(": value has")[0]
 
 
 def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
@@ -133,9 +151,26 @@ def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
             problems.append(
                 f"{path.name}:{number}: not valid JSON ({error.msg} at column {error.colno})"
             )
+        except (ValueError, RecursionError) as error:
+            problems.append(f"{path.name}:{number}: not valid JSON ({unreadable(error)})")
     if problems:
         raise ImportFailed(str(path), problems)
     return records
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loading, but a date that does not exist (2027-02-30) stays text, so that
+    validation names the entry and the field instead of the parser failing."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 def _read_yaml(path: Path) -> list[tuple[str, Any]]:
@@ -143,9 +178,12 @@ def _read_yaml(path: Path) -> list[tuple[str, Any]]:
     records, problems = [], []
     for file in files:
         try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8-sig"))
-        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            data = yaml.load(file.read_text(encoding="utf-8-sig"), Loader=_Loader)
+        except yaml.YAMLError as error:
             problems.append(f"{file.name}: not valid YAML ({str(error).splitlines()[0]})")
+            continue
+        except (ValueError, RecursionError) as error:  # bad UTF-8, !!int abc, deep nesting
+            problems.append(f"{file.name}: not valid YAML ({unreadable(error)})")
             continue
         if path.is_dir():
             records.append((file.name, data))

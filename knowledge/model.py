@@ -136,6 +136,25 @@ def has_control_characters(text: str) -> bool:
     return any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
 
 
+def has_lone_surrogates(text: str) -> bool:
+    """Lone surrogates (``"\\ud800"`` in JSON, undecodable bytes read with
+    ``surrogateescape``) are not valid Unicode: SQLite and UTF-8 output refuse them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as entry text (line breaks and tabs are fine)."""
+    if has_lone_surrogates(text):
+        return "is not valid Unicode (it holds a lone surrogate)"
+    if has_control_characters(text.replace("\r", "")):
+        return "must not contain control characters"
+    return None
+
+
 def question_key(question: str) -> str:
     """What makes two phrasings the same: width, case, spaces and punctuation ignored."""
     folded = unicodedata.normalize("NFKC", question).lower()
@@ -153,6 +172,8 @@ def _text(value: Any, problems: list, eid: str, name: str, limit: int, required:
         problems.append((eid, name, "is required and must not be empty"))
     if len(value) > limit:
         problems.append((eid, name, f"is {len(value)} characters long; the limit is {limit}"))
+    elif (why := text_problem(value)) is not None:
+        problems.append((eid, name, why))
     return value
 
 
@@ -177,6 +198,8 @@ def _text_list(
             problems.append(
                 (eid, name, f"item {position} is {len(item.strip())} characters; limit {limit}")
             )
+        elif (why := text_problem(item)) is not None:
+            problems.append((eid, name, f"item {position} {why}"))
         items.append(item.strip())
     return tuple(items)
 
@@ -233,9 +256,12 @@ def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -
     raw_id = data.get("id")
     eid = raw_id if isinstance(raw_id, str) and raw_id else "?"
     problems: list[tuple[str, str, str]] = []
-    unknown = sorted(set(data) - set(SCHEMA_FIELDS))
+    # YAML keys need not be text (``1: x``, ``null: y``): name them all the same.
+    unknown = sorted(set(data) - set(SCHEMA_FIELDS), key=lambda k: (type(k) is not str, str(k)))
     for name in unknown:
-        problems.append((eid, name, "is not a known field"))
+        problems.append(
+            (eid, name if isinstance(name, str) else repr(name), "is not a known field")
+        )
     if not isinstance(raw_id, str) or not ID_PATTERN.match(raw_id):
         problems.append(
             (

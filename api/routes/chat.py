@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from api.degraded import DegradedChat
 from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
 from api.schemas import (
+    SQLITE_INT_MAX,
     Button,
     ChatMessagePublic,
     ChatMessagesPublic,
@@ -220,7 +221,9 @@ SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 async def chat_messages(
     session_id: SessionId,
     db: KnowledgeDb,
-    after: Annotated[int, Query(ge=0, description="the last message id already shown")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=SQLITE_INT_MAX, description="the last message id already shown")
+    ] = 0,
 ) -> ChatMessagesPublic:
     """What staff sent to this conversation since ``after``, and whether a person has it."""
 

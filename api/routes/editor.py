@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import current_user
 from api.deps import AppSettings, KnowledgeDb
 from api.schemas import (
+    SQLITE_INT_MAX,
     ArchiveRequest,
     AuditEventPublic,
     EntriesPublic,
@@ -27,6 +28,7 @@ from knowledge.model import Entry, EntryNotFound, InvalidEntry, WorkflowError
 from knowledge.store import audit_log, current_entries, revisions_of
 
 CurrentEditor = Annotated[str, Depends(current_user)]
+Revision = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(current_user)])
 
 
@@ -107,13 +109,13 @@ async def history(entry_id: str, db: KnowledgeDb) -> EntryHistoryPublic:
 
 
 @router.post("/{entry_id}/revisions/{revision}/submit", response_model=RevisionPublic)
-async def submit(entry_id: str, revision: int, db: KnowledgeDb, editor: CurrentEditor):
+async def submit(entry_id: str, revision: Revision, db: KnowledgeDb, editor: CurrentEditor):
     return public(await _run(workflow.submit_for_review, db, entry_id, revision, actor=editor))
 
 
 @router.post("/{entry_id}/revisions/{revision}/approve", response_model=RevisionPublic)
 async def approve(
-    entry_id: str, revision: int, db: KnowledgeDb, editor: CurrentEditor, settings: AppSettings
+    entry_id: str, revision: Revision, db: KnowledgeDb, editor: CurrentEditor, settings: AppSettings
 ):
     """Publish a revision in review; it is answered from its valid_from on."""
     policy = workflow.Policy(separate_approver=settings.separate_approver)

@@ -9,15 +9,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import CurrentUser, current_user
 from api.deps import KnowledgeDb
-from api.schemas import TicketPublic, TicketReply, TicketResolve, TicketsPublic
+from api.schemas import (
+    SQLITE_INT_MAX,
+    TicketPublic,
+    TicketReply,
+    TicketResolve,
+    TicketsPublic,
+)
 from knowledge import tickets
 from knowledge.tickets import InvalidReply, Ticket, TicketClosed, TicketNotFound
 
+TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(current_user)])
 
 
@@ -80,24 +87,24 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
-async def read_ticket(ticket_id: int, db: KnowledgeDb) -> TicketPublic:
+async def read_ticket(ticket_id: TicketId, db: KnowledgeDb) -> TicketPublic:
     return await _change(tickets.get_ticket, db, ticket_id)
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketPublic)
-async def claim(ticket_id: int, db: KnowledgeDb, user: CurrentUser) -> TicketPublic:
+async def claim(ticket_id: TicketId, db: KnowledgeDb, user: CurrentUser) -> TicketPublic:
     return await _change(tickets.claim_ticket, db, ticket_id, user)
 
 
 @router.post("/{ticket_id}/reply", response_model=TicketPublic)
 async def reply(
-    ticket_id: int, body: TicketReply, db: KnowledgeDb, user: CurrentUser
+    ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: CurrentUser
 ) -> TicketPublic:
     return await _change(tickets.reply_to_ticket, db, ticket_id, user, body.text)
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketPublic)
 async def resolve(
-    ticket_id: int, body: TicketResolve, db: KnowledgeDb, user: CurrentUser
+    ticket_id: TicketId, body: TicketResolve, db: KnowledgeDb, user: CurrentUser
 ) -> TicketPublic:
     return await _change(tickets.resolve_ticket, db, ticket_id, user, body.note)

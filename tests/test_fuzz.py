@@ -1,0 +1,1214 @@
+"""Bad input, at volume: hostile requests to every route, hostile files to the CLI.
+
+Every reply must be a clear 4xx with a JSON ``detail`` (or, for a well-formed chat
+message, a handled reply), never a 500; the CLI exits 1 with an ``error:`` line and no
+traceback. Afterwards the database is intact and the API answers exactly as before.
+
+Deterministic and bounded: one seeded ``random.Random`` picks every probe. The routes
+come from ``app.routes``, so a new route is fuzzed as soon as it has a strategy here,
+and the test fails until it has one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from starlette.routing import Mount
+
+from api.main import create_app
+from assistant.config import Settings
+from knowledge.io import import_entries
+from knowledge.model import SCHEMA_FIELDS, entry_from_mapping
+from knowledge.store import open_db
+from knowledge.tickets import open_ticket
+from tests.conftest import STARTER, make_settings
+
+# Well-formed chat messages while Rasa is unreachable: the engine answers (degraded mode).
+CHAT_OK_STATUSES = frozenset({200})
+CLIENT_ERRORS = frozenset(range(400, 500))
+
+SEED = 20260705
+PROBES_PER_ROUTE = 30
+TOKEN = "fuzz-token"
+USER = "fuzzer"
+SESSIONS = ("fuzz-session-0001", "fuzz-session-0002")  # each with an open ticket
+MiB = 1024 * 1024
+MAX_URL = 60_000  # the test client refuses longer URLs (and servers far shorter ones)
+
+# ---------------------------------------------------------------------------------------
+# The hostile corpus
+# ---------------------------------------------------------------------------------------
+
+HOSTILE_TEXT: list[str] = [
+    "",
+    " ",
+    " \t\n ",
+    "\x00",
+    "住民票\x00の写し",
+    "a\x1b[2Jb",
+    "\x7f\x08\x0c",
+    "\r\n\r\n",
+    "\u202e\u200b\ufeff",
+    "\ud800",
+    "\udfff住民票",
+    "\udcff",
+    "🙂" * 50,
+    "'; DROP TABLE revisions; --",
+    "1' OR '1'='1",
+    '" OR ""="',
+    "%' --",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "javascript:alert(1)",
+    "[x](javascript:alert(1))",
+    "{{市名}}",
+    "{{__class__}}",
+    "${7*7}",
+    "../../../etc/passwd",
+    "%s%n%x",
+    "a" * 10_000,
+    "あ" * 10_000,
+    "住民票 " * 2_000,
+    "null",
+    "0",
+    "-1",
+    "NaN",
+    "9999-12-31",
+    "0001-01-01",
+    "2027-02-30",
+]
+
+WRONG_TYPES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1.5,
+    10**30,
+    -(10**30),
+    2**63,
+    -(2**63) - 1,
+    float("inf"),
+    float("nan"),
+    [],
+    {},
+    ["住民票"],
+    [None, 1, {}],
+    {"$ne": 1},
+    {"nested": {"deeper": ["x"]}},
+    [[[[[["deep"]]]]]],
+    ["x"] * 10_000,
+]
+
+DEEP = 100_000
+
+
+def nested(depth: int, inner: bytes = b"0") -> bytes:
+    return b"[" * depth + inner + b"]" * depth
+
+
+# Bodies that are never a well-formed request, whatever the route.
+RAW_BAD_BODIES: list[tuple[str, bytes]] = [
+    ("empty", b""),
+    ("truncated", b'{"message": '),
+    ("not json", b"not json at all"),
+    ("binary", bytes(range(256)) * 4),
+    ("invalid utf-8", b"\xff\xfe\xfd garbage"),
+    ("invalid utf-8 in a string", b'{"message": "\xff\xfe\xc0\xaf", "text": "\xed\xa0\x80"}'),
+    ("nul", b"\x00"),
+    ("json null", b"null"),
+    ("json number", b"12345678901234567890123456789"),
+    ("json string", b'"message"'),
+    ("json list", b'["message", "text"]'),
+    ("json true", b"true"),
+    ("NaN", b"NaN"),
+    ("deep list", nested(DEEP)),
+    ("deep object", b'{"a":' * DEEP + b"1" + b"}" * DEEP),
+    ("unclosed deep list", b"[" * DEEP),
+    ("moderately deep list", nested(900)),
+    ("5 MB of x", b"x" * (5 * MiB)),
+    ("5 MB string", b'{"message": "' + b"a" * (5 * MiB) + b'"}'),
+    ("10,000 keys", json.dumps({f"k{i}": i for i in range(10_000)}).encode()),
+    ("utf-16", '{"message": "住民票"}'.encode("utf-16")),  # RFC 8259: UTF-8 only
+    ("5,000-digit number", b'{"message": ' + b"1" * 5_000 + b', "to_revision": 1}'),
+    ("BOM and a lone surrogate", b'\xef\xbb\xbf{"message": "\\ud800", "text": "\\udc00"}'),
+]
+
+WRONG_CONTENT_TYPES = [
+    None,
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+    "application/xml",
+    "image/png",
+    "application/json\x00",
+    "application/jsonx",
+]
+JSON_CONTENT_TYPES = [
+    "application/json; charset=latin-1",
+    "application/vnd.api+json",
+    "APPLICATION/JSON",
+]
+
+
+def enc(value: str) -> str:
+    """A query or path value as it goes on the wire (lone surrogates as raw bytes)."""
+    return quote(value.encode("utf-8", "surrogatepass"), safe="")
+
+
+# Already encoded for the URL: numbers out of every range, junk, raw invalid UTF-8.
+HOSTILE_PARAMS: list[str] = [
+    enc(s)
+    for s in [
+        "",
+        " ",
+        "-1",
+        "0",
+        "1.5",
+        "1e3",
+        "0x10",
+        "１",
+        str(2**63 - 1),
+        str(2**63),
+        str(10**30),
+        str(-(10**30)),
+        "9" * 5_000,
+        "NaN",
+        "inf",
+        "true",
+        "null",
+        "[]",
+        "{}",
+        "9999-12-31",
+        "0001-01-01",
+        "0000-00-00",
+        "2027-02-30",
+        "10000-01-01",
+        "2027-04-01T25:00",
+        "4月",
+    ]
+    + HOSTILE_TEXT
+] + ["%00", "%FF%FE", "%ED%A0%80", "%C0%AE", "%0D%0A", "%E3%81"]
+
+HOSTILE_SEGMENTS: list[str] = HOSTILE_PARAMS + ["..", "%2E%2E", "%2F", "a%2Fb", "."]
+
+
+def staff_headers(user: bytes = USER.encode()) -> list[tuple[bytes, bytes]]:
+    return [(b"authorization", f"Bearer {TOKEN}".encode()), (b"x-madoguchi-user", user)]
+
+
+HEADER_VARIANTS: list[tuple[str, list[tuple[bytes, bytes]]]] = [
+    ("anonymous", []),
+    ("staff", staff_headers()),
+    ("staff", staff_headers()),
+    ("staff", staff_headers()),
+    ("wrong token", [(b"authorization", b"Bearer wrong"), (b"x-madoguchi-user", b"sato")]),
+    ("token, no name", [(b"authorization", f"Bearer {TOKEN}".encode())]),
+    ("control character in name", staff_headers(b"sato\x01")),
+    ("non-ascii name", staff_headers("佐藤".encode())),
+    ("latin-1 name", staff_headers(b"sat\xf6")),
+    ("10,000-character name", staff_headers(b"a" * 10_000)),
+    ("sql in name", staff_headers(b"x'; DROP TABLE audit; --")),
+    ("non-ascii token", [(b"authorization", b"Bearer \xe9\xff"), (b"x-madoguchi-user", b"s")]),
+    ("utf-8 token", [(b"authorization", "Bearer トークン".encode()), (b"x-madoguchi-user", b"s")]),
+    ("basic auth", [(b"authorization", b"Basic Zm9vOmJhcg==")]),
+    ("bare bearer", [(b"authorization", b"Bearer")]),
+    ("huge token", [(b"authorization", b"Bearer " + b"x" * 100_000)]),
+    ("bogus request id", staff_headers() + [(b"x-request-id", b"\x00\xff" + b"r" * 5_000)]),
+]
+
+# ---------------------------------------------------------------------------------------
+# Strategies: what is well-formed for each route (hostile variants are derived)
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Strategy:
+    path: dict[str, list[str]] = field(default_factory=dict)  # realistic path values
+    query: dict[str, list[str]] = field(default_factory=dict)  # realistic query values
+    bodies: list[dict] | None = None  # well-formed JSON bodies (None: no body)
+    chat: bool = False  # well-formed bodies must answer CHAT_OK_STATUSES
+
+
+def _draft(rng: random.Random) -> dict:
+    n = rng.randrange(10**6)
+    return {
+        "id": f"fuzz-draft-{n}",
+        "title": f"ファズの記事 {n}",
+        "questions": [f"ファズの質問 {n} はどこで聞けますか"],
+        "answer": "ファズの回答です。",
+    }
+
+
+GOOD_MESSAGES = [
+    "住民票の写しはどこで取れますか",
+    "粗大ごみを出したい",
+    "'; DROP TABLE revisions; --",
+    "<script>alert(1)</script>",
+    "{{市名}}の{{代表電話}}",
+    "あ" * 1000,
+    "🙂🙂🙂",
+    "税\tの\n払い方",
+    "マイナンバーは1234 5678 9012です",
+]
+
+
+def _chat_bodies(rng: random.Random) -> list[dict]:
+    bodies = []
+    for message in GOOD_MESSAGES:
+        body: dict[str, Any] = {"message": message}
+        roll = rng.random()
+        if roll < 0.3:
+            body["session_id"] = rng.choice(SESSIONS)
+        elif roll < 0.6:
+            body["session_id"] = "fuzz" + "".join(rng.choice("abcdef0123456789") for _ in range(20))
+        if rng.random() < 0.5:
+            body["page"] = rng.choice(["", "https://www.example.lg.jp/", "<b>x</b>", "p" * 500])
+        bodies.append(body)
+    return bodies
+
+
+ENTRY_IDS = ["no-such-entry", "sodai-gomi"]
+DATES = ["2027-04-01", "2026-01-01"]
+
+
+def strategies(rng: random.Random) -> dict[tuple[str, str], Strategy]:
+    """One per (method, path). Entries the fuzz must not change legitimately (archive,
+    rollback of a published entry) get no real ids; tickets may be claimed and resolved."""
+    tickets = {"ticket_id": ["1", "2", "3"]}
+    notes = ["対応しました。", "<script>alert(1)</script>", "'; DROP TABLE tickets; --"]
+    return {
+        ("POST", "/api/chat"): Strategy(bodies=_chat_bodies(rng), chat=True),
+        ("GET", "/api/chat/{session_id}/messages"): Strategy(
+            path={"session_id": list(SESSIONS) + ["no-such-session"]},
+            query={"after": ["0", "1", "3"]},
+        ),
+        ("GET", "/api/answers"): Strategy(
+            query={"q": ["住民票", "粗大ごみを出したい"], "k": ["1", "5", "20"], "as_of": DATES}
+        ),
+        ("GET", "/api/tickets"): Strategy(
+            query={"view": ["all", "new", "mine", "open", "resolved"], "limit": ["1", "500"]}
+        ),
+        ("GET", "/api/tickets/{ticket_id}"): Strategy(path=tickets),
+        ("POST", "/api/tickets/{ticket_id}/claim"): Strategy(path=tickets),
+        ("POST", "/api/tickets/{ticket_id}/reply"): Strategy(
+            path=tickets, bodies=[{"text": t} for t in notes]
+        ),
+        ("POST", "/api/tickets/{ticket_id}/resolve"): Strategy(
+            path=tickets, bodies=[{"note": t} for t in notes] + [{}]
+        ),
+        ("GET", "/api/entries"): Strategy(
+            query={
+                "status": ["draft", "published"],
+                "category": ["ごみ"],
+                "department": ["市民課"],
+                "q": ["住民票"],
+                "as_of": DATES,
+            }
+        ),
+        ("POST", "/api/entries"): Strategy(bodies=[_draft(rng) for _ in range(5)]),
+        ("GET", "/api/entries/{entry_id}/history"): Strategy(path={"entry_id": ENTRY_IDS}),
+        ("POST", "/api/entries/{entry_id}/revisions/{revision}/submit"): Strategy(
+            path={"entry_id": ENTRY_IDS, "revision": ["1", "2"]}
+        ),
+        ("POST", "/api/entries/{entry_id}/revisions/{revision}/approve"): Strategy(
+            path={"entry_id": ENTRY_IDS, "revision": ["1", "2"]}
+        ),
+        ("POST", "/api/entries/{entry_id}/archive"): Strategy(
+            path={"entry_id": ["no-such-entry"]}, bodies=[{"reason": "古い"}, {}]
+        ),
+        ("POST", "/api/entries/{entry_id}/rollback"): Strategy(
+            path={"entry_id": ["no-such-entry"]}, bodies=[{"to_revision": 1}]
+        ),
+        ("GET", "/api/health"): Strategy(),
+        ("GET", "/metrics"): Strategy(),
+        ("GET", "/"): Strategy(),
+        ("GET", "/staff"): Strategy(),
+        ("GET", "/openapi.json"): Strategy(),
+        ("GET", "/docs"): Strategy(),
+        ("GET", "/docs/oauth2-redirect"): Strategy(),
+        ("GET", "/redoc"): Strategy(),
+        ("MOUNT", "/static"): Strategy(
+            path={"path": ["chat.js", "chat.html", "madoguchi.css", "nope.js"]}
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class RouteShape:
+    """What the application says a route takes."""
+
+    method: str
+    path: str
+    path_params: tuple[str, ...]
+    query_params: tuple[str, ...]
+    has_body: bool
+    body_fields: tuple[str, ...] = ()
+
+
+def route_shapes(app) -> list[RouteShape]:
+    shapes = []
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount):
+            shapes.append(RouteShape("MOUNT", route.path, ("path",), (), False))
+            continue
+        dependant = getattr(route, "dependant", None)
+        path_params = tuple(p.name for p in dependant.path_params) if dependant else ()
+        query = tuple(p.alias for p in dependant.query_params) if dependant else ()
+        body_field = getattr(route, "body_field", None)
+        model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+        fields = tuple(getattr(model, "model_fields", {}))
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            shapes.append(
+                RouteShape(method, route.path, path_params, query, body_field is not None, fields)
+            )
+    return shapes
+
+
+def strategy_problems(shapes: list[RouteShape], plan: dict) -> list[str]:
+    problems = []
+    for shape in shapes:
+        strategy = plan.get((shape.method, shape.path))
+        if strategy is None:
+            problems.append(f"{shape.method} {shape.path}: no fuzz strategy in tests/test_fuzz.py")
+            continue
+        if set(strategy.path) != set(shape.path_params):
+            problems.append(f"{shape.method} {shape.path}: path params {shape.path_params}")
+        if not set(strategy.query) <= set(shape.query_params):
+            problems.append(f"{shape.method} {shape.path}: query params {shape.query_params}")
+        if (strategy.bodies is not None) != shape.has_body:
+            problems.append(f"{shape.method} {shape.path}: body {shape.has_body}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------
+# Probes
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    method: str
+    url: str
+    headers: list[tuple[bytes, bytes]]
+    body: bytes | None
+    expect: frozenset[int] | None  # None: anything below 500
+    label: str
+
+    def describe(self) -> str:
+        size = "" if self.body is None else f", body {len(self.body)} bytes {self.body[:80]!r}"
+        return f"{self.method} {self.url[:160]} [{self.label}]{size}"
+
+
+def _json(value: Any, rng: random.Random) -> bytes:
+    # ensure_ascii escapes lone surrogates as \ud800, as a client would send them.
+    return json.dumps(value, ensure_ascii=rng.random() < 0.7).encode("utf-8", "surrogatepass")
+
+
+def _mutated_body(rng: random.Random, base: dict) -> tuple[str, bytes, str | None]:
+    """(kind, bytes, content type); kind: good, bad (never well-formed) or any."""
+    body = dict(base)
+    roll = rng.random()
+    if roll < 0.15:
+        return "good", _json(body, rng), "application/json"
+    if roll < 0.35 and body:
+        name = rng.choice(sorted(body))
+        body[name] = rng.choice(WRONG_TYPES)
+        return f"any: {name} wrong type", _json(body, rng), "application/json"
+    if roll < 0.6:
+        name = rng.choice(sorted(body) or ["message"])
+        body[name] = rng.choice(HOSTILE_TEXT)
+        return f"any: {name} hostile text", _json(body, rng), "application/json"
+    if roll < 0.65 and body:
+        body.pop(rng.choice(sorted(body)))
+        return "any: field missing", _json(body, rng), "application/json"
+    if roll < 0.7:
+        body[rng.choice(["extra", "__proto__", "id'; --", "revision"])] = rng.choice(WRONG_TYPES)
+        return "any: unknown field", _json(body, rng), "application/json"
+    if roll < 0.75 and body:
+        # Duplicate keys: the second value is hostile.
+        name = rng.choice(sorted(body))
+        raw = _json(body, rng)[:-1] + b", " + json.dumps(name).encode() + b": "
+        raw += _json(rng.choice(WRONG_TYPES), rng) + b"}"
+        return "any: duplicate key", raw, "application/json"
+    if roll < 0.8 and body:
+        name = rng.choice(sorted(body))
+        inner = json.dumps({k: v for k, v in body.items() if k != name}).encode()
+        value = nested(rng.choice([50, 400, 900, 5_000]), b'"x"')
+        raw = b"{" + json.dumps(name).encode() + b": " + value
+        raw += (b", " + inner[1:]) if len(inner) > 2 else b"}"
+        return "any: deeply nested field", raw, "application/json"
+    if roll < 0.82:
+        return "bad: wrong content type", _json(base, rng), rng.choice(WRONG_CONTENT_TYPES)
+    if roll < 0.85:
+        return "any: JSON, differently named", _json(base, rng), rng.choice(JSON_CONTENT_TYPES)
+    if roll < 0.9:
+        value = rng.choice(WRONG_TYPES[:14])
+        return "bad: whole body wrong type", _json(value, rng), "application/json"
+    label, raw = rng.choice(RAW_BAD_BODIES)
+    return f"bad: {label}", raw, "application/json"
+
+
+def _segment(rng: random.Random, realistic: list[str]) -> str:
+    return (
+        rng.choice(realistic) if realistic and rng.random() < 0.4 else rng.choice(HOSTILE_SEGMENTS)
+    )
+
+
+def _query(rng: random.Random, strategy: Strategy) -> str:
+    pairs = []
+    for name, values in strategy.query.items():
+        roll = rng.random()
+        if roll < 0.15:
+            continue
+        value = rng.choice(values) if roll < 0.45 else rng.choice(HOSTILE_PARAMS)
+        pairs.append(f"{name}={enc(value) if roll < 0.45 else value}")
+        if rng.random() < 0.1:  # repeated parameter
+            pairs.append(f"{name}={rng.choice(HOSTILE_PARAMS)}")
+    if rng.random() < 0.2:
+        pairs.append(
+            f"{rng.choice(['x', 'k[]', '%00', 'q%FF', 'a' * 300])}={rng.choice(HOSTILE_PARAMS)}"
+        )
+    return "&".join(pairs)
+
+
+def _fill(shape: RouteShape, values: dict[str, str]) -> str:
+    if shape.method == "MOUNT":
+        return f"{shape.path}/{values['path']}"
+    url = shape.path
+    for name in shape.path_params:
+        url = url.replace("{" + name + "}", values[name])
+    return url
+
+
+def _expect(strategy: Strategy, method: str, kind: str) -> frozenset[int] | None:
+    if not (strategy.chat and method == "POST"):
+        return None
+    if kind == "good":
+        return CHAT_OK_STATUSES
+    if kind.startswith("bad"):
+        return CLIENT_ERRORS
+    return CHAT_OK_STATUSES | CLIENT_ERRORS
+
+
+# Each route gets these at least once, with the token, whatever the random draw.
+SWEEP_PARAMS = [
+    enc(s)
+    for s in (str(2**63 - 1), str(2**63), str(10**30), str(-(2**63) - 1), "-1", "1e3", "9" * 5_000)
+] + ["", "%ED%A0%80", "%FF", "%00", "9999-12-31", "0001-01-01"]
+SWEEP_VALUES: list[Any] = [
+    None,
+    10**30,
+    2**63,
+    float("nan"),
+    [],
+    {"$ne": 1},
+    "\ud800",
+    "住民票\x00",
+    "a" * 10_000,
+    ["x"] * 10_000,
+]
+
+
+def sweep(shape: RouteShape, strategy: Strategy) -> Iterator[Probe]:
+    method = "GET" if shape.method == "MOUNT" else shape.method
+    headers = staff_headers()
+    realistic = {name: values[0] for name, values in strategy.path.items()}
+    base = strategy.bodies[0] if strategy.bodies else None
+    good = None if base is None else json.dumps(base).encode()
+    json_headers = headers + [(b"content-type", b"application/json")]
+    params = [(name, "path") for name in strategy.path] + [(n, "query") for n in strategy.query]
+    for name, where in params:
+        for value in SWEEP_PARAMS:
+            if where == "path":
+                url = _fill(shape, {**realistic, name: value})
+            else:
+                url = f"{_fill(shape, realistic)}?{name}={value}"
+            yield Probe(method, url, json_headers, good, None, f"sweep {where} {name}")
+    if base is None:
+        return
+    url = _fill(shape, realistic)
+    for label, raw in RAW_BAD_BODIES:
+        expect = _expect(strategy, method, "bad")
+        yield Probe(method, url, json_headers, raw, expect, f"sweep body {label}")
+    for name in shape.body_fields:
+        for value in SWEEP_VALUES:
+            body = json.dumps({**base, name: value}).encode()
+            expect = _expect(strategy, method, "any")
+            yield Probe(method, url, json_headers, body, expect, f"sweep body field {name}")
+
+
+def probes(rng: random.Random, shape: RouteShape, strategy: Strategy) -> Iterator[Probe]:
+    yield from sweep(shape, strategy)
+    for _ in range(PROBES_PER_ROUTE):
+        label_headers, headers = rng.choice(HEADER_VARIANTS)
+        method = shape.method if shape.method != "MOUNT" else "GET"
+        if rng.random() < 0.05:
+            method = rng.choice(["PUT", "DELETE", "PATCH", "OPTIONS", "POST", "GET"])
+        if shape.method == "MOUNT":
+            url = shape.path + "/" + _segment(rng, strategy.path["path"])
+            if rng.random() < 0.3:
+                url = shape.path + rng.choice(
+                    [
+                        "/../api/health",
+                        "/%2e%2e/%2e%2e/etc/passwd",
+                        "/" + "a" * 5_000,
+                        "//",
+                        "/chat.js%00.png",
+                    ]
+                )
+        else:
+            url = shape.path
+            for name in shape.path_params:
+                url = url.replace("{" + name + "}", _segment(rng, strategy.path[name]))
+        query = _query(rng, strategy)
+        if query:
+            url += "?" + query
+        url = url[:MAX_URL]
+        kind, body, content_type = "any", None, None
+        if strategy.bodies is not None:
+            kind, body, content_type = _mutated_body(rng, rng.choice(strategy.bodies))
+        elif rng.random() < 0.1:
+            _, body = rng.choice(RAW_BAD_BODIES)
+            content_type = "application/json"
+        if content_type is not None:
+            headers = headers + [(b"content-type", content_type.encode("latin-1"))]
+        expect = _expect(strategy, method, kind)
+        yield Probe(method, url, headers, body, expect, f"{label_headers}; {kind}")
+
+
+def check(probe: Probe, response) -> str | None:
+    status = response.status_code
+    if probe.expect is not None and status not in probe.expect:
+        return f"{status} (expected {sorted(probe.expect)[:3]}...): {response.text[:300]}"
+    if status >= 500 and status not in (probe.expect or ()):
+        return f"{status}: {response.text[:300]}"
+    if 400 <= status < 500:
+        try:
+            detail = response.json()["detail"]
+        except (ValueError, KeyError, TypeError):
+            return f"{status} without a JSON detail: {response.text[:200]!r}"
+        if not detail:
+            return f"{status} with an empty detail"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# The database before and after
+# ---------------------------------------------------------------------------------------
+
+
+def db_state(path: Path) -> dict:
+    with sqlite3.connect(path) as conn:
+        conn.row_factory = sqlite3.Row
+        return {
+            "revisions": {
+                (row["entry_id"], row["revision"]): dict(row)
+                for row in conn.execute("SELECT * FROM revisions")
+            },
+            "kb_meta": [tuple(row) for row in conn.execute("SELECT * FROM kb_meta ORDER BY key")],
+            "audit": [tuple(row) for row in conn.execute("SELECT * FROM audit ORDER BY id")],
+            "tickets": [tuple(row) for row in conn.execute("SELECT * FROM tickets ORDER BY id")],
+            "chat_messages": [
+                tuple(row) for row in conn.execute("SELECT * FROM chat_messages ORDER BY id")
+            ],
+        }
+
+
+def integrity_problems(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        problems = []
+        integrity = conn.execute("PRAGMA integrity_check").fetchall()
+        if integrity != [("ok",)]:
+            problems.append(f"integrity_check: {integrity}")
+        foreign = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if foreign:
+            problems.append(f"foreign_key_check: {foreign}")
+        return problems
+
+
+def _content(row: dict) -> dict:
+    content = {name: row.get(name) for name in SCHEMA_FIELDS if name != "id"}
+    for name in ("questions", "documents", "tags"):
+        content[name] = json.loads(content[name] or "[]")
+    return {"id": row["entry_id"], **content}
+
+
+# ---------------------------------------------------------------------------------------
+# The API
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def template_home(tmp_path_factory) -> Path:
+    """One starter home with its index built; each test works on a copy (building the
+    index costs seconds, copying it milliseconds)."""
+    from assistant.engine import Engine
+
+    settings = make_settings(tmp_path_factory.mktemp("fuzz") / "home")
+    db = open_db(settings.database_path)
+    import_entries(db, STARTER, "yaml", publish=True)
+    db.close()
+    Engine.load(settings)
+    return settings.home
+
+
+@pytest.fixture
+def starter_home(template_home, tmp_path) -> Settings:
+    shutil.copytree(template_home, tmp_path / "home")
+    return make_settings(tmp_path / "home")
+
+
+@pytest.fixture
+def fuzz_settings(starter_home, unused_port):
+    db = open_db(starter_home.database_path)
+    for session in SESSIONS:
+        open_ticket(
+            db,
+            session_id=session,
+            reason="two_failed_turns",
+            transcript=[{"role": "resident", "text": "明日の天気は？"}],
+            candidates=[],
+            page="https://www.example.lg.jp/",
+        )
+    db.close()
+    return make_settings(
+        starter_home.home,
+        MADOGUCHI_RASA_PORT=str(unused_port),
+        MADOGUCHI_API_TOKEN=TOKEN,
+    )
+
+
+@pytest.fixture
+def client(fuzz_settings):
+    with TestClient(create_app(fuzz_settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+LOOKUP = {"q": "粗大ごみを出したい", "k": "3"}
+
+
+def test_every_route_has_a_fuzz_strategy():
+    app = create_app(make_settings(Path("/nonexistent")))
+    shapes = route_shapes(app)
+    assert shapes, "no routes found in app.routes"
+    assert strategy_problems(shapes, strategies(random.Random(SEED))) == []
+
+
+def test_every_route_answers_hostile_input_with_a_clear_4xx(client, fuzz_settings):
+    rng = random.Random(SEED)
+    plan = strategies(rng)
+    shapes = route_shapes(client.app)
+    assert strategy_problems(shapes, plan) == []
+    lookup_before = client.get("/api/answers", params=LOOKUP)
+    assert lookup_before.status_code == 200, lookup_before.text
+    before = db_state(fuzz_settings.database_path)
+
+    failures: list[str] = []
+    sent = 0
+    started = time.perf_counter()
+    for shape in shapes:
+        for probe in probes(rng, shape, plan[(shape.method, shape.path)]):
+            response = client.request(
+                probe.method, probe.url, headers=probe.headers, content=probe.body
+            )
+            sent += 1
+            problem = check(probe, response)
+            if problem:
+                failures.append(f"{probe.describe()}\n    -> {problem}")
+    elapsed = time.perf_counter() - started
+    print(f"fuzz: {sent} requests in {elapsed:.1f} s, {len(failures)} failures")
+    assert not failures, f"{len(failures)} of {sent} probes failed:\n" + "\n".join(failures[:40])
+
+    # The database is intact; answers and published entries are exactly as before.
+    assert integrity_problems(fuzz_settings.database_path) == []
+    after = db_state(fuzz_settings.database_path)
+    assert after["kb_meta"] == before["kb_meta"]
+    for key, row in before["revisions"].items():
+        assert after["revisions"][key] == row, f"revision {key} changed"
+    for key, row in after["revisions"].items():
+        if key in before["revisions"]:
+            continue
+        # Drafts the fuzz saved with the token: drafts only, and valid entries.
+        assert row["status"] == "draft", (key, row["status"])
+        assert key[0].startswith("fuzz-draft-"), key
+        entry_from_mapping(_content(row))
+    assert after["audit"][: len(before["audit"])] == before["audit"]
+    # Tickets the fuzz claimed, replied to or resolved with the token still read whole.
+    staff = {"authorization": f"Bearer {TOKEN}", "x-madoguchi-user": USER}
+    listed = client.get("/api/tickets", params={"view": "all", "limit": 500}, headers=staff)
+    assert listed.status_code == 200, listed.text
+    for ticket in listed.json()["data"]:
+        assert ticket["status"] in ("open", "resolved")
+        assert client.get(f"/api/tickets/{ticket['id']}", headers=staff).status_code == 200
+    lookup_after = client.get("/api/answers", params=LOOKUP)
+    assert lookup_after.status_code == 200
+    assert lookup_after.json() == lookup_before.json()
+
+
+# ---------------------------------------------------------------------------------------
+# The CLI
+# ---------------------------------------------------------------------------------------
+
+GOOD_ENTRY = {
+    "id": "fuzz-cli",
+    "title": "ファズ",
+    "questions": ["ファズの質問はどこで聞けますか"],
+    "answer": "ファズの回答です。",
+}
+CSV_HEADER = "id,title,questions,answer"
+
+
+def _cli_files(rng: random.Random, folder: Path) -> list[tuple[str, Path]]:
+    """(format, file) pairs of garbage, deterministic for the seed."""
+    folder.mkdir()
+    made: list[tuple[str, Path]] = []
+
+    def write(fmt: str, name: str, data: bytes | str) -> None:
+        path = folder / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+        made.append((fmt, path))
+
+    ten_mb = "x" * (10 * MiB)
+    for fmt in ("jsonl", "yaml", "csv"):
+        write(fmt, f"binary.{fmt}", rng.randbytes(4096))
+        write(fmt, f"invalid-utf8.{fmt}", b"id: \xff\xfe\n\xc0\xaf" * 10)
+        write(fmt, f"empty.{fmt}", b"")
+        write(fmt, f"nul.{fmt}", b"\x00" * 100)
+    write("jsonl", "deep.jsonl", nested(DEEP))
+    write("jsonl", "deep-field.jsonl", json.dumps(GOOD_ENTRY)[:-1] + ', "tags": ' + "[" * 5_000)
+    write("jsonl", "ten-mb-line.jsonl", json.dumps({**GOOD_ENTRY, "answer": ten_mb}))
+    write("jsonl", "huge-number.jsonl", '{"id": ' + "1" * 5_000 + "}")
+    write("jsonl", "nan.jsonl", '{"id": NaN, "title": Infinity}')
+    write("jsonl", "not-objects.jsonl", '[]\n1\nnull\n"x"\n')
+    write("yaml", "deep.yaml", "[" * 1_000)
+    write("yaml", "deep-map.yaml", "".join(" " * i + "a:\n" for i in range(2_000)))
+    write("yaml", "long-line.yaml", "- answer: " + "y" * 100_000)  # PyYAML reads 1 MB/s
+    write(
+        "yaml",
+        "bad-date.yaml",
+        "- id: a\n  title: t\n  questions: [q]\n  answer: a\n  valid_from: 2027-02-30\n",
+    )
+    write("yaml", "odd-keys.yaml", "- id: a\n  1: x\n  ~: y\n  [a, b]: z\n")
+    write("yaml", "mixed-keys.yaml", "- id: a\n  title: t\n  1: x\n  zz: y\n  ~: n\n")
+    write("yaml", "bad-int.yaml", "- id: !!int abc\n")
+    write("yaml", "python-tag.yaml", "- !!python/object/apply:os.system ['echo pwned']\n")
+    write("yaml", "aliases.yaml", "- &a [x, x, x, x]\n- &b [*a, *a, *a, *a]\n- [*b, *b, *b, *b]\n")
+    write("yaml", "not-a-list.yaml", "just text")
+    write("csv", "wrong-columns.csv", "foo,bar\r\n1,2\r\n")
+    write("csv", "missing-columns.csv", "id,title\r\na,t\r\n")
+    write("csv", "extra-cells.csv", f"{CSV_HEADER}\r\na,t,q,a,EXTRA,MORE\r\n")
+    write("csv", "short-row.csv", f"{CSV_HEADER}\r\na,t\r\n")
+    write("csv", "ten-mb-cell.csv", f'{CSV_HEADER}\r\na,t,q,"{ten_mb}"\r\n')
+    write("csv", "nul-cell.csv", f"{CSV_HEADER}\r\na,t\x00,q,a\r\n")
+    write("csv", "unclosed-quote.csv", f'{CSV_HEADER}\r\na,"t,q,a\r\n')
+    # Wrong types, one field at a time, in every format.
+    for number in range(12):
+        field_name = rng.choice(SCHEMA_FIELDS)
+        value = rng.choice(WRONG_TYPES[:-1] + HOSTILE_TEXT)
+        record = {**GOOD_ENTRY, "id": f"fuzz-cli-{number}", field_name: value}
+        line = json.dumps(record, ensure_ascii=True)
+        write("jsonl", f"wrong-{number}-{field_name}.jsonl", line)
+        text = json.dumps([record], ensure_ascii=True)  # JSON is YAML
+        write("yaml", f"wrong-{number}-{field_name}.yaml", text)
+        cells = [str(record.get(name, "")) for name in ("id", "title", "questions", "answer")]
+        cell_line = ",".join('"' + c.replace('"', '""') + '"' for c in cells)
+        write("csv", f"wrong-{number}-{field_name}.csv", f"{CSV_HEADER}\r\n{cell_line}\r\n")
+    return made
+
+
+def _cli_searches(rng: random.Random, folder: Path) -> list[list[str]]:
+    texts = [
+        "",
+        " ",
+        "住民票\x00",
+        "a\x1b[2Jb",
+        "あ" * 10_000,
+        "\udcff住民票",
+        "'; DROP TABLE revisions; --",
+        "<script>alert(1)</script>",
+    ] + rng.sample(HOSTILE_TEXT, 6)
+    runs = [["search", text] for text in texts] + [["search", "住民票", "--json"]]
+    batches = {
+        "binary.jsonl": rng.randbytes(2048),
+        "invalid-utf8.jsonl": b'{"id": 1, "text": "\xff"}\n',
+        "deep.jsonl": nested(DEEP),
+        "huge-number.jsonl": b'{"id": ' + b"1" * 5_000 + b', "text": "x"}\n',
+        "surrogate.jsonl": b'{"id": 1, "text": "\\ud800"}\n{"id": "\\udc00", "text": "x"}\n',
+        "control.jsonl": b'{"id": 1, "text": "\\u0000\\u001b"}\n',
+        "wrong-types.jsonl": b'{"id": [], "text": 5}\n{"id": null}\n[1]\n"x"\nNaN\n',
+        "ten-mb-line.jsonl": b'{"id": 1, "text": "' + b"x" * (10 * MiB) + b'"}\n',
+        "empty.jsonl": b"",
+        "valid.jsonl": '{"id": "q1", "text": "粗大ごみを出したい"}\n'.encode(),
+    }
+    for name, data in batches.items():
+        (folder / name).write_bytes(data)
+        runs.append(["search", "--batch", str(folder / name)])
+    runs.append(["search", "--batch", str(folder)])  # a directory
+    runs.append(["search", "--batch", str(folder / "missing.jsonl")])
+    return runs
+
+
+def _cli_other_inputs(rng: random.Random) -> list[list[str]]:
+    ids = ["no-such-entry", "\udcff", "a\x1b[2J", "'; DROP TABLE revisions; --", "x" * 10_000]
+    runs = []
+    for entry_id in ids:
+        runs.append(["kb", "history", entry_id])
+        runs.append(["kb", "archive", entry_id, "--user", rng.choice(["\x01", "\udcff", "ok"])])
+        runs.append(["kb", "rollback", entry_id, "--to", rng.choice(["1", str(10**30), "-1", "x"])])
+    runs.append(["kb", "rollback", "sodai-gomi", "--to", str(2**63)])
+    runs.append(["kb", "export", "/nonexistent/folder/out.jsonl", "--format", "jsonl"])
+    runs.append(["search", "住民票", "--as-of", "2027-02-30"])
+    runs.append(["search", "住民票", "--top-k", "9" * 5_000])
+    return runs
+
+
+def run_cli(capsys, args: list[str]) -> tuple[object, str, str]:
+    from assistant import cli
+
+    try:
+        code: object = cli.main(args)
+    except SystemExit as exit_:  # argparse: a usage error
+        code = exit_.code
+    except Exception as error:  # noqa: BLE001 - the traceback is the failure reported
+        code = f"raised {type(error).__name__}: {str(error)[:200]}"
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def cli_problem(code: object, out: str, err: str) -> str | None:
+    if "Traceback" in err or isinstance(code, str):
+        return f"a traceback: {code} {err[-300:]!r}"
+    if code == 0:
+        return None
+    if code == 2:  # argparse names the argument on its last line
+        return None if "error: argument" in err else f"exit 2 without the argument: {err!r}"
+    if code != 1:
+        return f"exit {code!r}"
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    if not lines:
+        return f"exit 1 without an 'error:' line: {err[-300:]!r}"
+    if len(lines[0]) < 15:
+        return f"an unclear message: {lines[0]!r}"
+    if out:
+        return f"output on failure: {out[:200]!r}"
+    return None
+
+
+@pytest.fixture
+def cli_home(starter_home, monkeypatch):
+    """The CLI over a starter home, its engine loaded once: ``search`` loads one per run
+    otherwise, and the CLI's handling of its input is what is tested here."""
+    from assistant.engine import Engine
+
+    load, loaded = Engine.load, []
+
+    def load_once(*args, **kwargs):
+        if not loaded:
+            loaded.append(load(*args, **kwargs))
+        return loaded[0]
+
+    monkeypatch.setenv("MADOGUCHI_HOME", str(starter_home.home))
+    monkeypatch.setenv("MADOGUCHI_ENCODER", str(starter_home.encoder_path))
+    monkeypatch.setattr(Engine, "load", load_once)
+    return starter_home
+
+
+def test_every_cli_input_fails_with_one_clear_line(cli_home, tmp_path, capsys):
+    rng = random.Random(SEED)
+    before = db_state(cli_home.database_path)
+    failures = []
+    runs = 0
+    started = time.perf_counter()
+
+    def attempt(args: list[str]) -> object:
+        nonlocal runs
+        runs += 1
+        code, out, err = run_cli(capsys, args)
+        problem = cli_problem(code, out, err)
+        if problem:
+            shown = [a[:60] for a in args]
+            failures.append(f"madoguchi {' '.join(map(repr, shown))}\n    -> {problem}")
+        return code
+
+    for fmt, path in _cli_files(rng, tmp_path / "files"):
+        if attempt(["kb", "validate", str(path), "--format", fmt]) != 0:
+            # What validation rejects, an import rejects too, changing nothing.
+            publish = ["--publish"] if rng.random() < 0.5 else []
+            attempt(["kb", "import", str(path), "--format", fmt, *publish])
+    for args in _cli_searches(rng, tmp_path):
+        attempt(args)
+    for args in _cli_other_inputs(rng):
+        attempt(args)
+    elapsed = time.perf_counter() - started
+    print(f"cli fuzz: {runs} runs in {elapsed:.1f} s, {len(failures)} failures")
+    assert not failures, f"{len(failures)} of {runs} runs failed:\n" + "\n".join(failures[:40])
+    assert integrity_problems(cli_home.database_path) == []
+    assert db_state(cli_home.database_path) == before
+
+
+# ---------------------------------------------------------------------------------------
+# Regressions: each bug the fuzz found, on its own
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def api(template_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("regressions") / "home"
+    shutil.copytree(template_home, home)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = make_settings(home, MADOGUCHI_API_TOKEN=TOKEN, MADOGUCHI_RASA_PORT=str(port))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+JSON = {"content-type": "application/json"}
+STAFF_JSON = {"authorization": f"Bearer {TOKEN}", "x-madoguchi-user": USER, **JSON}
+
+
+def test_a_body_over_the_limit_is_a_413_read_or_not(api):
+    from api.limits import MAX_BODY_BYTES
+
+    declared = api.post("/api/chat", content=b"x" * (MAX_BODY_BYTES + 1), headers=JSON)
+    assert declared.status_code == 413
+    assert "大きすぎます" in declared.json()["detail"]
+    streamed = api.post("/api/chat", content=iter([b"x" * 500_000] * 3), headers=JSON)
+    assert "content-length" not in streamed.request.headers
+    assert streamed.status_code == 413
+    assert api.request("GET", "/api/health", content=b"x" * (5 * MiB)).status_code == 413
+
+
+def test_json_nested_too_deeply_is_a_400_saying_so(api):
+    response = api.post("/api/chat", content=nested(DEEP), headers=JSON)
+    assert response.status_code == 400
+    assert "入れ子が深すぎます" in response.json()["detail"]
+
+
+def test_a_body_that_is_not_utf8_is_a_400_naming_the_byte(api):
+    response = api.post("/api/chat", content=b'{"message": "\xff"}', headers=JSON)
+    assert response.status_code == 400
+    assert "UTF-8" in response.json()["detail"] and "14 バイト目" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path, body, loc",
+    [
+        ("/api/chat", b'{"message": "\\ud800"}', ["body", "message"]),
+        ("/api/chat", b'\xef\xbb\xbf{"message": "ok\\udc00"}', ["body", "message"]),
+        (
+            "/api/entries",
+            b'{"id": "x", "title": "t", "questions": ["q", "\\udfff"], "answer": "a"}',
+            ["body", "questions", 1],
+        ),
+        ("/api/tickets/1/reply", b'{"text": "\\ud83d"}', ["body", "text"]),
+    ],
+)
+def test_a_lone_surrogate_is_a_422_naming_the_field_not_a_500(api, path, body, loc):
+    """Such a string passed validation, then SQLite or the UTF-8 encoder refused it."""
+    response = api.post(path, content=body, headers=STAFF_JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"message": NaN}', b'{"message": Infinity}', b'{"message": ' + nested(900) + b"}"],
+    ids=["nan", "infinity", "900-deep"],
+)
+def test_a_422_does_not_echo_the_input(api, body):
+    """Echoing NaN (not JSON) or a 900-level list (too deep to encode) made it a 500."""
+    response = api.post("/api/chat", content=body, headers=JSON)
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["loc"] == ["body", "message"] and "input" not in problem
+
+
+def test_a_number_too_long_to_read_is_a_400(api):
+    response = api.post("/api/chat", content=b'{"message": ' + b"1" * 5_000 + b"}", headers=JSON)
+    assert response.status_code == 400
+    assert "4300 digits" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "method, url, body, loc",
+    [
+        ("GET", f"/api/tickets/{2**63}", None, ["path", "ticket_id"]),
+        ("POST", f"/api/tickets/{10**30}/claim", None, ["path", "ticket_id"]),
+        ("POST", f"/api/tickets/{-(2**63) - 1}/resolve", b"{}", ["path", "ticket_id"]),
+        ("GET", f"/api/chat/{SESSIONS[0]}/messages?after={10**30}", None, ["query", "after"]),
+        ("POST", f"/api/entries/sodai-gomi/revisions/{2**63}/submit", None, ["path", "revision"]),
+        ("POST", f"/api/entries/sodai-gomi/revisions/{2**63}/approve", None, ["path", "revision"]),
+        (
+            "POST",
+            "/api/entries/sodai-gomi/rollback",
+            b'{"to_revision": 9223372036854775808}',
+            ["body", "to_revision"],
+        ),
+    ],
+)
+def test_numbers_beyond_sqlite_integers_are_a_422_not_an_overflow(api, method, url, body, loc):
+    response = api.request(method, url, content=body, headers=STAFF_JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+@pytest.mark.parametrize("token", [b"Bearer \xe9\xff", "Bearer トークン".encode()])
+def test_a_non_ascii_token_is_a_401_not_a_500(api, token):
+    """hmac.compare_digest raised TypeError on non-ASCII text."""
+    headers = [(b"authorization", token), (b"x-madoguchi-user", b"sato")]
+    response = api.get("/api/tickets", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["detail"] == "a valid API token is required"
+
+
+@pytest.mark.parametrize("field, value", [("title", "t\x00"), ("questions", ["q\x1b[2J"])])
+def test_entry_text_with_control_characters_is_a_422_naming_the_field(api, field, value):
+    body = {"id": "fuzz-control", "title": "t", "questions": ["q"], "answer": "a", field: value}
+    response = api.post("/api/entries", json=body, headers=STAFF_JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == field
+
+
+SURROGATE_ENTRY = json.dumps({**GOOD_ENTRY, "title": "\ud800"})  # escaped: "\\ud800"
+
+
+@pytest.mark.parametrize(
+    "args, files, code, message",
+    [
+        (["kb", "import", "{f}", "--format", "jsonl"], nested(DEEP), 1, "(nested too deeply)"),
+        (
+            ["kb", "validate", "{f}", "--format", "jsonl"],
+            b'{"id": ' + b"1" * 5_000 + b"}",
+            1,
+            "Exceeds the limit (4300 digits)",
+        ),
+        (
+            ["kb", "import", "{f}", "--format", "jsonl"],
+            SURROGATE_ENTRY,
+            1,
+            "field 'title': is not valid Unicode",
+        ),
+        (
+            ["kb", "import", "{f}", "--format", "csv"],
+            f"{CSV_HEADER}\r\na,t\x00,q,a\r\n",
+            1,
+            "field 'title': must not contain control characters",
+        ),
+        (
+            ["kb", "validate", "{f}", "--format", "csv"],
+            f'{CSV_HEADER}\r\na,t,q,"{"x" * 200_000}"\r\n',
+            1,
+            "not valid CSV (field larger than field limit",
+        ),
+        (["kb", "validate", "{f}", "--format", "yaml"], "[" * 1_000, 1, "(nested too deeply)"),
+        (
+            ["kb", "validate", "{f}", "--format", "yaml"],
+            "- id: a\n  valid_from: 2027-02-30\n",
+            1,
+            "field 'valid_from': '2027-02-30' is not a date",
+        ),
+        (
+            ["kb", "validate", "{f}", "--format", "yaml"],
+            "- id: !!int abc\n",
+            1,
+            "not valid YAML (invalid literal for int()",
+        ),
+        (
+            ["kb", "validate", "{f}", "--format", "yaml"],
+            "- id: a\n  1: x\n  zz: y\n",
+            1,
+            "field '1': is not a known field",
+        ),
+        (
+            ["search", "--batch", "{f}"],
+            nested(DEEP),
+            1,
+            "q.txt:1: not valid JSON (nested too deeply)",
+        ),
+        (
+            ["search", "--batch", "{f}"],
+            b'{"id": 1, "text": "\\ud800"}',
+            1,
+            '"text" is not valid Unicode text',
+        ),
+        (
+            ["search", "--batch", "{f}"],
+            b'{"id": 1, "text": "' + b"9" * 5_000 + b'"}\n{"id": ' + b"9" * 5_000 + b"}",
+            1,
+            "q.txt:2: not valid JSON (Exceeds the limit",
+        ),
+        (["search", "あ" * 10_000], None, 1, "TEXT is 10000 characters; limit 2000"),
+        (["search", "\udcff住民票"], None, 1, "TEXT is not valid UTF-8 text"),
+        (["search", "住民票\x1b[2J"], None, 1, "TEXT must not contain control characters"),
+        (["kb", "history", "\udcff"], None, 1, "ENTRY_ID is not valid UTF-8 text"),
+        (
+            ["kb", "archive", "sodai-gomi", "--user", "\x1b[2J"],
+            None,
+            1,
+            "--user must not contain control characters",
+        ),
+        (["kb", "rollback", "sodai-gomi", "--to", str(2**63)], None, 2, "is not a revision number"),
+        (
+            ["kb", "export", "/nonexistent/folder/x.jsonl", "--format", "jsonl"],
+            None,
+            1,
+            "No such file or directory",
+        ),
+    ],
+    ids=[
+        "jsonl-deep",
+        "jsonl-huge-number",
+        "jsonl-lone-surrogate",
+        "csv-control-character",
+        "csv-oversized-cell",
+        "yaml-deep",
+        "yaml-impossible-date",
+        "yaml-bad-int-tag",
+        "yaml-non-text-keys",
+        "batch-deep",
+        "batch-lone-surrogate",
+        "batch-huge-number",
+        "search-too-long",
+        "search-undecodable",
+        "search-control-characters",
+        "history-undecodable-id",
+        "archive-control-characters-in-user",
+        "rollback-revision-beyond-sqlite",
+        "export-to-a-missing-folder",
+    ],
+)
+def test_cli_input_that_raised_now_fails_clearly(
+    cli_home, tmp_path, capsys, args, files, code, message
+):
+    before = db_state(cli_home.database_path)
+    if files is not None:
+        path = tmp_path / "q.txt"
+        path.write_bytes(files if isinstance(files, bytes) else files.encode("utf-8"))
+        args = [str(path) if a == "{f}" else a for a in args]
+    result, out, err = run_cli(capsys, args)
+    assert (result, out) == (code, ""), err
+    assert message in err and "Traceback" not in err
+    assert db_state(cli_home.database_path) == before
