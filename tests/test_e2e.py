@@ -78,7 +78,8 @@ def test_health_is_ok_with_every_component_up(stack):
     _, client = stack
     body = client.get("/api/health").json()
     assert body["status"] == "ok", body
-    assert set(body["components"]) == {"database", "index", "encoder", "rasa"}
+    assert set(body["components"]) == {"database", "index", "encoder", "rasa", "actions", "chat"}
+    assert body["reasons"] == []
 
 
 def test_answerable_question_returns_the_entry_text_verbatim(stack):
