@@ -125,6 +125,7 @@ class Engine:
         self._in_force_mask = None  # the same keys as a filter for LexicalIndex.top
         self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
         self.rebuilt_because: str | None = None  # why load() rebuilt the index, if it did
+        self._rendered: dict[str, Entry] = {}  # key -> the revision with placeholders filled
 
     # -- loading and keeping in step ------------------------------------------------
 
@@ -241,6 +242,7 @@ class Engine:
             entry = published[key]
             self.lexical.add(key, [entry.title, *entry.questions], [entry.answer])
         self.revisions = published
+        self._rendered = {k: v for k, v in self._rendered.items() if k in published}
         self.key_of = {(entry.id, entry.revision): key for key, entry in published.items()}
         self._in_force_cache = None
         by_entry: dict[str, list[Entry]] = {}
@@ -364,6 +366,13 @@ class Engine:
                 chosen = revision_in_force(revisions, as_of or dt.date.today())
             else:
                 chosen = next((r for r in revisions if r.revision == revision), None)
-        if chosen is None:
-            raise EntryNotFound(entry_id, revision)
-        return replace(chosen, answer=self.city.render(chosen.answer))
+            if chosen is None:
+                raise EntryNotFound(entry_id, revision)
+            # Rendered once per revision (a revision's content never changes; replace()
+            # re-validates the whole entry, which a staff lookup did five times a request).
+            key = self.key_of[(chosen.id, chosen.revision)]
+            rendered = self._rendered.get(key)
+            if rendered is None:
+                rendered = replace(chosen, answer=self.city.render(chosen.answer))
+                self._rendered[key] = rendered
+            return rendered

@@ -170,6 +170,15 @@ def listening_pids(ports: list[int]) -> dict[int, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_memory_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -194,6 +203,14 @@ def summary(stats: Stats, seconds: float) -> dict:
 
 
 async def main(args: argparse.Namespace) -> dict:
+    ports = {
+        "api": urlparse(args.base_url).port or 80,
+        "rasa": args.rasa_port,
+        "actions": args.action_port,
+    }
+    pids = listening_pids(list(ports.values()))
+    processes = {name: pids[port] for name, port in ports.items() if port in pids}
+    cpu_start = {name: cpu_seconds(pid) for name, pid in processes.items()}
     limits = httpx.Limits(max_connections=args.conversations + args.staff + 4)
     async with httpx.AsyncClient(base_url=args.base_url, timeout=30, limits=limits) as client:
         health = (await client.get("/api/health")).json()
@@ -215,6 +232,10 @@ async def main(args: argparse.Namespace) -> dict:
             stop.clear()
         phase1 = time.perf_counter() - started
         result = {"phase1_conversations": summary(stats, phase1)}
+        result["phase1_cpu_share"] = {
+            name: round((cpu_seconds(pid) - cpu_start[name]) / phase1, 2)
+            for name, pid in processes.items()
+        }
         result["phase1_seconds"] = round(phase1, 1)
         result["phase1_errors"] = len(stats.errors)
         result["phase1_error_samples"] = stats.errors[:5]
@@ -238,12 +259,6 @@ async def main(args: argparse.Namespace) -> dict:
     phase2 = time.perf_counter() - started
     result["phase2_lookups"] = summary(alone, phase2)
     result["phase2_errors"] = len(alone.errors)
-    ports = {
-        "api": urlparse(args.base_url).port or 80,
-        "rasa": args.rasa_port,
-        "actions": args.action_port,
-    }
-    pids = listening_pids(list(ports.values()))
     result["peak_memory_mb"] = {
         name: round(peak_memory_mb(pids[port]) or 0, 1) if port in pids else None
         for name, port in ports.items()
