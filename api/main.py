@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="市民の問い合わせに、いつでも同じ正しい答えを。",
         version="0.1.0",
         lifespan=lifespan,
+        # Our own metrics (/metrics) and request logs cover this; FastAPI's built-in
+        # OpenTelemetry hooks would only add work to every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     limits.install(app)
 

@@ -178,12 +178,10 @@ class Stack:
                         f"or choose another with {setting}"
                     ) from None
 
-    def start(self, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
-        """Start every service and wait until each answers its health check."""
-        self.check_ports()
-        for service in self.services:
-            service.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(service.log_path, "ab")
+    def launch(self, service: Service) -> None:
+        """Start one service's process, its output appended to its log."""
+        service.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(service.log_path, "ab") as log:
             service.process = subprocess.Popen(
                 service.command,
                 cwd=PROJECT_ROOT,
@@ -192,9 +190,41 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
             )
-            log.close()
+
+    def start(self, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
+        """Start every service and wait until each answers its health check."""
+        self.check_ports()
+        for service in self.services:
+            self.launch(service)
+        self.wait_healthy(self.services, timeout_s)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """One message through Rasa, so the first resident does not wait while the
+        action server loads its engine and Rasa runs its model for the first time."""
+        started = time.monotonic()
+        try:
+            httpx.post(
+                f"{self.settings.rasa_url}/webhooks/rest/webhook",
+                json={"sender": "madoguchi-warm-up", "message": "こんにちは"},
+                timeout=60.0,
+            )
+        except httpx.HTTPError as error:
+            print(f"  warm-up failed ({type(error).__name__}); going on", flush=True)
+            return
+        print(f"  warmed up ({time.monotonic() - started:.1f} s)", flush=True)
+
+    def restart(self, name: str, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
+        """Start one service that stopped (``actions``, ``rasa`` or ``api``) again."""
+        service = next(s for s in self.services if s.name == name)
+        if service.process and service.process.poll() is None:
+            raise StackError(f"{name} is still running")
+        self.launch(service)
+        self.wait_healthy([service], timeout_s)
+
+    def wait_healthy(self, services: list[Service], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        pending = list(self.services)
+        pending = list(services)
         started = time.monotonic()
         while pending:
             for service in list(pending):

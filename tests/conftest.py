@@ -7,6 +7,8 @@ read-only and put everything else in a temporary directory.
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,54 @@ def shared_engine(tmp_path_factory):
     import_entries(db, STARTER, "yaml", publish=True)
     db.close()
     return Engine.load(settings)
+
+
+def free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@contextmanager
+def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env: str):
+    """The starter entries in ``home``, then Rasa, the actions and the API on free ports,
+    started by the launcher ``make run`` uses; yields (settings, client, stack)."""
+    import shutil
+
+    import httpx
+
+    from assistant.engine import Engine
+    from assistant.launcher import Stack
+    from knowledge.io import import_entries
+    from knowledge.store import open_db
+
+    api, rasa, action = free_ports(3)
+    settings = make_settings(
+        home,
+        MADOGUCHI_API_PORT=str(api),
+        MADOGUCHI_RASA_PORT=str(rasa),
+        MADOGUCHI_ACTION_PORT=str(action),
+        **settings_env,
+    )
+    db = open_db(settings.database_path)
+    import_entries(db, STARTER, "yaml", publish=True)
+    db.close()
+    Engine.load(settings)  # build the index once, before the servers start
+    settings.rasa_model_path.parent.mkdir(parents=True)
+    shutil.copy(built_rasa_model(), settings.rasa_model_path)
+    stack = Stack(settings, env=None if env is None else {**os.environ, **env})
+    stack.start()
+    try:
+        yield settings, httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60), stack
+    finally:
+        for service in stack.services:  # a stopped (SIGSTOP) process must run to stop
+            if service.process and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGCONT)
+        stack.stop()

@@ -23,7 +23,7 @@ import httpx
 
 from assistant.config import PROJECT_ROOT
 from knowledge.store import open_db
-from tests.test_e2e import free_ports
+from tests.conftest import free_ports
 
 TOKEN = "durability-token"
 EDITOR = {"Authorization": f"Bearer {TOKEN}", "X-Madoguchi-User": "sato"}

@@ -4,18 +4,14 @@ started on free ports by the same launcher `make run` uses."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import time
 
 import httpx
 import pytest
 
-from assistant.engine import Engine
-from assistant.launcher import Stack
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import get_ticket, list_tickets
-from tests.conftest import STARTER, built_rasa_model, make_settings
+from tests.conftest import running_stack
 
 pytestmark = pytest.mark.e2e
 API_TOKEN = "e2e-editor-token"
@@ -28,42 +24,11 @@ def as_editor(name: str) -> dict[str, str]:
 as_staff = as_editor
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from knowledge.io import import_entries
-
     home = tmp_path_factory.mktemp("e2e") / "home"
-    api, rasa, action = free_ports(3)
-    settings = make_settings(
-        home,
-        MADOGUCHI_API_PORT=str(api),
-        MADOGUCHI_RASA_PORT=str(rasa),
-        MADOGUCHI_ACTION_PORT=str(action),
-        MADOGUCHI_API_TOKEN=API_TOKEN,
-    )
-    db = open_db(settings.database_path)
-    import_entries(db, STARTER, "yaml", publish=True)
-    db.close()
-    Engine.load(settings)  # build the index once, before the servers start
-    settings.rasa_model_path.parent.mkdir(parents=True)
-    shutil.copy(built_rasa_model(), settings.rasa_model_path)
-    running = Stack(settings)
-    running.start()
-    try:
-        yield settings, httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60)
-    finally:
-        running.stop()
+    with running_stack(home, MADOGUCHI_API_TOKEN=API_TOKEN) as (settings, client, _):
+        yield settings, client
 
 
 def say(client: httpx.Client, message: str, session_id: str | None = None) -> dict:

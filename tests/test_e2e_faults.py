@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 import time
 
-import httpx
 import pytest
 
-from assistant.config import PROJECT_ROOT
-from assistant.engine import Engine
 from assistant.launcher import Stack
-from knowledge.store import open_db
-from tests.conftest import STARTER, built_rasa_model, make_settings
-from tests.test_e2e import free_ports, say
+from tests.conftest import running_stack
+from tests.test_e2e import say
 
 pytestmark = pytest.mark.e2e
 QUESTION = "国民健康保険料はコンビニで払えますか"
@@ -31,36 +25,13 @@ QUESTION = "国民健康保険料はコンビニで払えますか"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from knowledge.io import import_entries
-
     home = tmp_path_factory.mktemp("faults") / "home"
-    api, rasa, action = free_ports(3)
-    settings = make_settings(
-        home,
-        MADOGUCHI_API_PORT=str(api),
-        MADOGUCHI_RASA_PORT=str(rasa),
-        MADOGUCHI_ACTION_PORT=str(action),
-    )
-    db = open_db(settings.database_path)
-    import_entries(db, STARTER, "yaml", publish=True)
-    db.close()
-    Engine.load(settings)
-    settings.rasa_model_path.parent.mkdir(parents=True)
-    shutil.copy(built_rasa_model(), settings.rasa_model_path)
-    env = dict(os.environ, MADOGUCHI_RASA_TIMEOUT="3", MADOGUCHI_RASA_RETRY="1")
-    running = Stack(settings, env=env)
-    running.start()
-    try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60)
+    env = {"MADOGUCHI_RASA_TIMEOUT": "3", "MADOGUCHI_RASA_RETRY": "1"}
+    with running_stack(home, env) as (settings, client, running):
         # The answer through Rasa, before anything breaks: every later path must match it.
         reference = say(client, QUESTION)
         assert "degraded" not in reference and reference["decision"] == "answer"
         yield settings, client, running, reference
-    finally:
-        for service in running.services:  # a stopped process must run to be stopped
-            if service.process and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGCONT)
-        running.stop()
 
 
 def service(running: Stack, name: str):
@@ -116,28 +87,6 @@ def test_a_hanging_rasa_is_bypassed_and_the_answer_is_the_same(stack):
     assert client.get("/api/health").json()["components"]["chat"] == {"status": "ok"}
 
 
-def restart(running: Stack, name: str) -> None:
-    """Start a stopped service again as the launcher did, and wait for its health."""
-    stopped = service(running, name)
-    with open(stopped.log_path, "ab") as log:
-        stopped.process = subprocess.Popen(
-            stopped.command,
-            cwd=PROJECT_ROOT,
-            env=running.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(stopped.health_url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise AssertionError(f"{name} did not come back")
-
-
 def test_without_the_action_server_the_engine_answers(stack):
     _, client, running, reference = stack
     actions = service(running, "actions").process
@@ -149,7 +98,7 @@ def test_without_the_action_server_the_engine_answers(stack):
     health = client.get("/api/health").json()
     assert health["components"]["actions"]["status"] == "unreachable"
     assert any(reason.startswith("actions unreachable") for reason in health["reasons"])
-    restart(running, "actions")
+    running.restart("actions")
     again = say(client, QUESTION)
     assert "degraded" not in again and again["replies"] == reference["replies"]
 
