@@ -31,8 +31,13 @@ from knowledge.model import EntryNotFound
 from knowledge.tickets import open_ticket, record_feedback
 
 _PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
-# A request for a person, said plainly; NLU would catch more, but this needs none.
-_PERSON = re.compile(r"職員|担当者|担当の方|オペレーター|人と話|人間と|窓口の人|電話で話")
+# A request for a person, said plainly (「職員と話したい」「担当の方に代わってください」);
+# NLU would catch more, but this needs none. A question about staff (「職員採用試験の
+# 日程は」) is not one.
+_PERSON = re.compile(
+    r"(職員|担当者|担当|オペレーター|人間|係の人|窓口の人)(の方|さん)?(と|に|へ)"
+    r"(話|代わ|かわ|替わ|つな|繋|相談)|人と話|電話で話"
+)
 # A typed choice is short (「2番目」「最後の」); a longer message is a question.
 MAX_CHOICE_CHARS = 12
 MAX_TURNS_KEPT = 50
@@ -91,8 +96,7 @@ class DegradedChat:
         """One resident message, answered without Rasa. ``message`` is already masked."""
         memory = self._memory(session_id)
         now = self.engine.city.now()
-        shown = "" if message.startswith("/") else message  # a click's payload is not text
-        memory.turns.append({"role": "resident", "text": shown or message, "at": now.timestamp()})
+        memory.turns.append({"role": "resident", "text": message, "at": now.timestamp()})
         outcome = self._outcome(db, session_id, memory, message)
         replies = list(outcome.replies)
         handoff_id = None

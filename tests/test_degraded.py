@@ -137,6 +137,11 @@ def test_without_rasa_a_plain_request_for_a_person_hands_off(client, starter_set
     assert ticket.reason == "requested_human"
 
 
+def test_without_rasa_a_question_about_staff_is_not_a_request_for_a_person(client):
+    reply = chat(client, "市の職員採用試験の日程は？")
+    assert reply["decision"] != "handoff" and "handoff_id" not in reply
+
+
 def test_without_rasa_negative_feedback_is_recorded_and_hands_off(client, starter_settings):
     answered = chat(client, QUESTION)
     entry_id = answered["replies"][0]["entry_id"]
