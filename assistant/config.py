@@ -110,6 +110,10 @@ class Settings:
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
 
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         home = Path(env.get("MADOGUCHI_HOME") or PROJECT_ROOT / "var").resolve()

@@ -52,7 +52,7 @@ def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
     settings.rasa_dir.mkdir(parents=True, exist_ok=True)
     endpoints = settings.rasa_dir / "endpoints.yml"
     endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{settings.action_port}/webhook"\n'
+        f'action_endpoint:\n  url: "{settings.action_url}/webhook"\n'
         "tracker_store:\n"
         "  type: SQL\n"
         "  dialect: sqlite\n"
@@ -120,7 +120,7 @@ class Stack:
                     "--port",
                     str(settings.action_port),
                 ],
-                f"http://127.0.0.1:{settings.action_port}/health",
+                f"{settings.action_url}/health",
                 logs / "actions.log",
             ),
             Service(

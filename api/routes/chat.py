@@ -124,7 +124,7 @@ async def _ask_rasa(
 
 async def _actions_reachable(settings, rasa) -> bool:
     try:
-        reply = await rasa.get(f"http://127.0.0.1:{settings.action_port}/health", timeout=1.0)
+        reply = await rasa.get(f"{settings.action_url}/health", timeout=1.0)
         return reply.status_code == 200
     except httpx.HTTPError:
         return False

@@ -61,8 +61,8 @@ async def health(
     components["rasa"] = await _probe(rasa, f"{settings.rasa_url}/", settings.rasa_url)
     components["actions"] = await _probe(
         rasa,
-        f"http://127.0.0.1:{settings.action_port}/health",
-        f"http://127.0.0.1:{settings.action_port}",
+        f"{settings.action_url}/health",
+        settings.action_url,
     )
     for name in ("rasa", "actions"):
         if components[name]["status"] != "ok":
