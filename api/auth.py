@@ -1,42 +1,79 @@
-"""Stopgap access control for the staff and editor APIs, until accounts and roles exist.
+"""Who is calling: staff, editor and admin accounts (``knowledge.accounts``).
 
-One bearer token from the settings (``MADOGUCHI_API_TOKEN``; unset, those APIs are
-disabled) and the person's name from the ``X-Madoguchi-User`` header, for the audit log.
-Resident routes stay anonymous.
+Pages log in with ``POST /api/auth/login`` and carry the session in an HttpOnly cookie;
+every state-changing request made with that cookie must also send the session's CSRF
+token in ``X-CSRF-Token`` (a page on another site can make the browser send the cookie,
+but cannot read the token). API clients get a bearer token from ``POST /api/auth/token``
+and need no CSRF token. Resident routes stay anonymous.
+
+Routes declare the smallest role they need: ``StaffUser``, ``EditorUser``, ``AdminUser``.
+Not logged in → 401, a smaller role → 403.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException
+from fastapi import Depends, Header, HTTPException, Request
 
-from api.deps import AppSettings
+from api.deps import KnowledgeDb
+from knowledge.accounts import Session, User, session_for
 
-USER_PATTERN = re.compile(r"^[\w.@-]{1,64}$")
+COOKIE = "madoguchi_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+NOT_LOGGED_IN = "ログインが必要です。"
 
 
-def current_user(
-    settings: AppSettings,
+def client_address(request: Request) -> str:
+    """The caller's address (uvicorn replaces it with the proxy's X-Forwarded-For when
+    the proxy is in --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
+
+
+def authenticated(
+    request: Request,
+    db: KnowledgeDb,
     authorization: Annotated[str | None, Header()] = None,
-    x_madoguchi_user: Annotated[str | None, Header()] = None,
-) -> str:
-    if not settings.api_token:
-        raise HTTPException(
-            503, detail="the staff and editor APIs are disabled: set MADOGUCHI_API_TOKEN"
-        )
+    x_csrf_token: Annotated[str | None, Header()] = None,
+) -> Session:
     scheme, _, token = (authorization or "").partition(" ")
-    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
-    given, expected = (t.encode("utf-8", "surrogateescape") for t in (token, settings.api_token))
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
-        raise HTTPException(
-            401, detail="a valid API token is required", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if not x_madoguchi_user or not USER_PATTERN.fullmatch(x_madoguchi_user):
-        raise HTTPException(400, detail="the X-Madoguchi-User header must name the user")
-    return x_madoguchi_user
+    if scheme.lower() == "bearer":
+        session = session_for(db, token.strip(), "token")
+        if session is None:
+            raise HTTPException(
+                401,
+                detail="the bearer token is unknown, expired or revoked",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return session
+    session = session_for(db, request.cookies.get(COOKIE, ""), "cookie")
+    if session is None:
+        raise HTTPException(401, detail=NOT_LOGGED_IN, headers={"WWW-Authenticate": "Bearer"})
+    if request.method not in SAFE_METHODS:
+        given = (x_csrf_token or "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, session.csrf_token.encode()):
+            raise HTTPException(
+                403, detail="CSRF token missing or wrong: reload the page and try again"
+            )
+    return session
 
 
-CurrentUser = Annotated[str, Depends(current_user)]
+def _require(role: str):
+    def dependency(session: Annotated[Session, Depends(authenticated)]) -> User:
+        if not session.user.may(role):
+            raise HTTPException(403, detail=f"this needs the {role} role")
+        return session.user
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+require_staff = _require("staff")
+require_editor = _require("editor")
+require_admin = _require("admin")
+
+StaffUser = Annotated[User, Depends(require_staff)]
+EditorUser = Annotated[User, Depends(require_editor)]
+AdminUser = Annotated[User, Depends(require_admin)]
+CurrentSession = Annotated[Session, Depends(authenticated)]

@@ -14,7 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from api import limits
 from api.metrics import Metrics
 from api.observe import Observe
-from api.routes import chat, editor, health, pages, staff, tickets
+from api.residents import RateLimiter, SessionIds, load_secret
+from api.routes import auth, chat, editor, health, pages, staff, tickets, unanswered, users
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
 from assistant.config import Settings
@@ -27,6 +28,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engines = EngineHolder(app.state.settings)
         app.state.rasa_circuit = RasaCircuit(app.state.settings.rasa_retry_s)
         app.state.degraded_chat = None  # made with the engine, on first use
+        settings_ = app.state.settings
+        app.state.session_ids = SessionIds(load_secret(settings_.secret_path))
+        app.state.chat_per_client = RateLimiter(settings_.chat_rate_per_client)
+        app.state.chat_per_session = RateLimiter(settings_.chat_rate_per_session)
+        # The chat page polls every 3 s while a person has the conversation.
+        app.state.polls_per_session = RateLimiter(60)
         app.state.metrics = Metrics(app.state.settings, lambda: service_state(app))
         app.state.engines.start()
         # A normal start (loading a current index) is over in a second or two; only a
@@ -48,10 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits.install(app)
 
     app.add_middleware(Observe)
+    app.include_router(auth.router)
     app.include_router(chat.router)
     app.include_router(staff.router)
     app.include_router(tickets.router)
     app.include_router(editor.router)
+    app.include_router(editor.preview_router)
+    app.include_router(unanswered.router)
+    app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -80,6 +81,13 @@ class AnswerPublic(BaseModel):
     score: float
     department: str
     contact: str
+    category: str = ""
+    documents: list[str] = []
+    fees: str = ""
+    staff_notes: str = Field(default="", description="For staff only; never told to residents.")
+    source_url: str = ""
+    valid_from: str | None = None
+    valid_until: str | None = None
 
 
 class AnswersPublic(BaseModel):
@@ -139,6 +147,14 @@ class RevisionPublic(BaseModel):
     created_at: str
     reviewer: str
     published_at: str
+    latest_revision: int | None = Field(
+        default=None, description="In lists: the entry's newest revision (a draft, say)."
+    )
+    latest_status: str | None = None
+    diff: list[dict] | None = Field(
+        default=None,
+        description="In histories: changes from the revision before, per field, by line.",
+    )
 
 
 class EntriesPublic(BaseModel):
@@ -211,3 +227,138 @@ class TicketResolve(BaseModel):
     model_config = {"extra": "forbid"}
 
     note: str = Field(default="", max_length=2000)
+
+
+class LoginRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class TokenRequest(LoginRequest):
+    expires_in_s: int = Field(default=3600, ge=60, le=30 * 24 * 3600)
+
+
+class MePublic(BaseModel):
+    name: str
+    role: Literal["staff", "editor", "admin"]
+    display_name: str
+    csrf_token: str = Field(description="Send it as X-CSRF-Token with every change.")
+    expires_at: str
+
+
+class TokenPublic(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_at: str
+    role: str
+
+
+class UserPublic(BaseModel):
+    name: str
+    role: str
+    display_name: str
+    created_at: str
+    disabled: bool
+
+
+class UsersPublic(BaseModel):
+    data: list[UserPublic]
+
+
+class AuditPublic(BaseModel):
+    data: list[AuditEventPublic]
+
+
+class ChangePublic(BaseModel):
+    entry_id: str
+    revision: int
+    title: str
+    department: str
+    category: str
+    kind: Literal["published", "takes_effect"]
+    date: str
+    upcoming: bool
+
+
+class ChangesPublic(BaseModel):
+    month: str
+    today: str
+    changes: list[ChangePublic]
+
+
+class ProposeRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    id: str | None = Field(default=None, max_length=80)
+    title: str | None = Field(default=None, max_length=200)
+    question: str | None = Field(default=None, max_length=500)
+    answer: str | None = Field(default=None, max_length=10_000)
+
+
+class PreviewRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    questions: list[str] = Field(min_length=1, max_length=20)
+    draft: EntryCreate | None = None
+    as_of: dt.date | None = None
+
+    @field_validator("questions")
+    @classmethod
+    def questions_text(cls, value: list[str]) -> list[str]:
+        cleaned = [q.strip() for q in value]
+        if any(not q for q in cleaned):
+            raise ValueError("questions must not be empty")
+        if any(len(q) > MAX_MESSAGE_CHARS or has_control_characters(q) for q in cleaned):
+            raise ValueError(
+                f"each question must be at most {MAX_MESSAGE_CHARS} characters of plain text"
+            )
+        return cleaned
+
+
+class CandidateBrief(BaseModel):
+    entry_id: str
+    title: str
+    score: float
+
+
+class OutcomePublic(BaseModel):
+    decision: Literal["answer", "clarify", "handoff"]
+    confidence: float
+    entry_id: str | None
+    revision: int | None
+    title: str | None
+    text: str | None = Field(description="What the chat answers; null unless an answer.")
+    candidates: list[CandidateBrief]
+
+
+class PreviewResult(BaseModel):
+    question: str
+    now: OutcomePublic
+    with_draft: OutcomePublic | None
+
+
+class PreviewPublic(BaseModel):
+    as_of: str
+    results: list[PreviewResult]
+
+
+class UnansweredItem(BaseModel):
+    kind: str
+    text: str
+    at: str
+    ticket_id: int | None
+    entry_id: str | None
+
+
+class UnansweredGroup(BaseModel):
+    size: int
+    representative: str
+    suggestion: CandidateBrief | None
+    items: list[UnansweredItem]
+
+
+class UnansweredPublic(BaseModel):
+    days: int
+    groups: list[UnansweredGroup]

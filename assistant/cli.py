@@ -153,6 +153,80 @@ def cmd_kb_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_password(prompt: str = "password: ") -> str:
+    """From the terminal (asked twice, not echoed), or the first line of stdin."""
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        if not line:
+            raise CliError("no password on stdin (give it as the first line)")
+        return line.rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass(prompt)
+    if getpass.getpass("again: ") != first:
+        raise CliError("the two passwords differ")
+    return first
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from knowledge.accounts import add_user, password_problem
+    from knowledge.store import open_db
+
+    password = _read_password()
+    if (problem := password_problem(password)) is not None:
+        raise CliError(problem)
+    user = add_user(
+        open_db(_settings().database_path),
+        args.name,
+        args.role,
+        password,
+        display_name=args.display_name or "",
+        actor=_actor(args),
+    )
+    print(f"added {user.name} ({user.role})")
+    return 0
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from knowledge.accounts import list_users
+    from knowledge.store import open_db
+
+    for user in list_users(open_db(_settings().database_path)):
+        state = "disabled" if user.disabled else "active"
+        print(f"{user.name:<20} {user.role:<7} {state:<8} {user.display_name}")
+    return 0
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    from knowledge.accounts import set_password
+    from knowledge.store import open_db
+
+    set_password(
+        open_db(_settings().database_path), args.name, _read_password(), actor=_actor(args)
+    )
+    print(f"{args.name}: password changed; their sessions and tokens have ended")
+    return 0
+
+
+def cmd_user_role(args: argparse.Namespace) -> int:
+    from knowledge.accounts import set_role
+    from knowledge.store import open_db
+
+    set_role(open_db(_settings().database_path), args.name, args.role, actor=_actor(args))
+    print(f"{args.name}: role {args.role}")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from knowledge.accounts import set_disabled
+    from knowledge.store import open_db
+
+    disabled = args.command_name == "disable"
+    set_disabled(open_db(_settings().database_path), args.name, disabled, actor=_actor(args))
+    print(f"{args.name}: {'disabled (sessions ended)' if disabled else 'enabled'}")
+    return 0
+
+
 def cmd_index_build(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
 
@@ -416,6 +490,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--as-of", type=_date, help="evaluate as on this date")
     evaluation.add_argument("--json", action="store_true", help="print JSON")
     evaluation.set_defaults(func=cmd_eval)
+
+    from knowledge.accounts import ROLES
+
+    user = commands.add_parser("user", help="staff, editor and admin accounts").add_subparsers(
+        dest="user_command", required=True
+    )
+    user_add = user.add_parser(
+        "add", help="add an account (password: prompted, or the first line of stdin)"
+    )
+    user_add.add_argument("name", help="login name: lowercase letters, digits, . _ -")
+    user_add.add_argument("--role", required=True, choices=ROLES)
+    user_add.add_argument("--display-name", help="the name shown in the consoles")
+    user_add.add_argument("--user", help="who adds it (for the audit log)")
+    user_add.set_defaults(func=cmd_user_add)
+    user_list = user.add_parser("list", help="list the accounts")
+    user_list.set_defaults(func=cmd_user_list)
+    user_passwd = user.add_parser("passwd", help="set a new password (ends their sessions)")
+    user_passwd.add_argument("name")
+    user_passwd.add_argument("--user", help="who changes it (for the audit log)")
+    user_passwd.set_defaults(func=cmd_user_passwd)
+    user_role = user.add_parser("role", help="change an account's role")
+    user_role.add_argument("name")
+    user_role.add_argument("role", choices=ROLES)
+    user_role.add_argument("--user", help="who changes it (for the audit log)")
+    user_role.set_defaults(func=cmd_user_role)
+    for verb in ("disable", "enable"):
+        toggle = user.add_parser(verb, help=f"{verb} an account")
+        toggle.add_argument("name")
+        toggle.add_argument("--user", help="who does it (for the audit log)")
+        toggle.set_defaults(func=cmd_user_disable, command_name=verb)
 
     backup = commands.add_parser("backup", help="copy the knowledge database, while it runs")
     backup.add_argument("path", help="a directory (file named by revision and time) or new file")

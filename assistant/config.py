@@ -87,12 +87,22 @@ class Settings:
     nprobe: int = 32
     # Nobody approves their own revision (knowledge.workflow.Policy).
     separate_approver: bool = True
-    # Until accounts exist, the editor API accepts this bearer token; unset = disabled.
-    api_token: str | None = None
+    # Anonymous resident chat: messages per minute from one client address, and from one
+    # conversation. Over them the chat answers 429 with Retry-After.
+    chat_rate_per_client: int = 60
+    chat_rate_per_session: int = 20
+    # Session cookies are always Secure when the request came over HTTPS (directly or, with
+    # uvicorn's --forwarded-allow-ips, through a proxy); set this to require it always.
+    secure_cookies: bool = False
 
     @property
     def database_path(self) -> Path:
         return self.home / "madoguchi.db"
+
+    @property
+    def secret_path(self) -> Path:
+        """A random key made on first use; it signs the chat's session ids."""
+        return self.home / "secret.key"
 
     @property
     def index_dir(self) -> Path:
@@ -130,7 +140,13 @@ class Settings:
             encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
             city_path=Path(env.get("MADOGUCHI_CITY") or cls.city_path).resolve(),
             separate_approver=_flag(env, "MADOGUCHI_SEPARATE_APPROVER", True),
-            api_token=env.get("MADOGUCHI_API_TOKEN") or None,
+            chat_rate_per_client=_int(
+                env, "MADOGUCHI_CHAT_RATE_PER_CLIENT", cls.chat_rate_per_client, 1, 10**6
+            ),
+            chat_rate_per_session=_int(
+                env, "MADOGUCHI_CHAT_RATE_PER_SESSION", cls.chat_rate_per_session, 1, 10**6
+            ),
+            secure_cookies=_flag(env, "MADOGUCHI_SECURE_COOKIES", False),
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),

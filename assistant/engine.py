@@ -126,6 +126,7 @@ class Engine:
         self._lock = threading.RLock()  # one connection, one FAISS index: serialize access
         self.rebuilt_because: str | None = None  # why load() rebuilt the index, if it did
         self._rendered: dict[str, Entry] = {}  # key -> the revision with placeholders filled
+        self._previewing = False  # while True, sync() leaves the index alone
 
     # -- loading and keeping in step ------------------------------------------------
 
@@ -201,6 +202,8 @@ class Engine:
         """Apply what changed in the database since the last sync. Returns True if the
         index changed. Cheap when nothing did: one read of the knowledge revision."""
         with self._lock:
+            if self._previewing:
+                return False
             revision = knowledge_revision(self.db)
             if not force and revision == self.dense.knowledge_revision:
                 return False
@@ -329,6 +332,39 @@ class Engine:
             return plain
         framed = self.search(f"{context.title} {query}", as_of=as_of, top_k=top_k)
         return framed if framed.kind == "answer" else plain
+
+    def preview(
+        self, queries: list[str], draft: Entry | None, *, as_of: dt.date | None = None
+    ) -> tuple[list[Decision], list[Decision | None]]:
+        """Each query's decision now, and as it would be with ``draft`` published in place
+        of its entry's revisions (an editor's preview; nothing is saved).
+
+        The draft is indexed exactly as publishing would index it, searched, and taken
+        out again, all under the engine's lock; it appears as revision 0. The index after
+        a preview ranks exactly as before it (BM25 statistics are integer counts).
+        """
+        as_of = as_of or dt.date.today()
+        with self._lock:
+            self.sync()
+            now = [self.search(q, as_of=as_of) for q in queries]
+            if draft is None:
+                return now, [None] * len(queries)
+            staged = replace(draft, status="published", revision=0)
+            key = f"preview:{revision_key(staged)}"
+            original = self.revisions
+            published = {k: e for k, e in original.items() if e.id != draft.id}
+            published[key] = staged
+            pairs = entry_texts(staged)
+            self.dense.add(key, [kind for kind, _ in pairs], self._encode([t for _, t in pairs]))
+            self._previewing = True
+            try:
+                self._set_revisions(published)
+                after = [self.search(q, as_of=as_of) for q in queries]
+            finally:
+                self.dense.remove(key)
+                self._set_revisions(original)
+                self._previewing = False
+        return now, after
 
     def _in_force(self, as_of: dt.date) -> frozenset[str]:
         if self._in_force_cache is None or self._in_force_cache[0] != as_of:

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from assistant.config import PROJECT_ROOT, Settings
+from knowledge.store import open_db
 
 RASA_START_TIMEOUT_S = 240.0
 
@@ -99,8 +100,6 @@ class Stack:
             "TF_INTRA_OP_PARALLELISM_THREADS",
         ):
             self.env.setdefault(name, "1")
-        if settings.api_token:
-            self.env["MADOGUCHI_API_TOKEN"] = settings.api_token
         logs = settings.home / "logs"
         if not settings.rasa_model_path.is_file():
             raise StackError(
@@ -268,9 +267,18 @@ class Stack:
         base = f"http://127.0.0.1:{self.settings.api_port}"
         return {
             "住民向けチャット (resident chat)": f"{base}/",
-            "職員向け回答検索 (staff lookup)": f"{base}/staff",
+            "職員向け (staff console)": f"{base}/staff",
+            "編集者向け (editor console)": f"{base}/editor",
+            "埋め込み用スクリプト (widget)": f"{base}/widget.js",
             "API ドキュメント (API docs)": f"{base}/docs",
         }
+
+    def _has_accounts(self) -> bool:
+        db = open_db(self.settings.database_path)
+        try:
+            return bool(db["users"].count)
+        finally:
+            db.close()
 
     def run_forever(self) -> int:
         # SIGTERM (from a service manager) stops us like Ctrl-C does. SIGINT is set
@@ -292,8 +300,11 @@ class Stack:
         print("Madoguchi is running:")
         for label, url in self.urls().items():
             print(f"  {label}: {url}")
-        if not self.settings.api_token:
-            print("  staff and editor APIs: disabled (set MADOGUCHI_API_TOKEN to enable them)")
+        if not self._has_accounts():
+            print(
+                "  no staff or editor accounts yet: add one with "
+                "`.venv/bin/madoguchi user add NAME --role admin`"
+            )
         print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
         try:
             while True:

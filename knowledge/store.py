@@ -26,7 +26,7 @@ import sqlite_utils
 
 from knowledge.model import Entry, EntryNotFound, revision_in_force
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _LIST_FIELDS = ("questions", "documents", "tags")
 
 
@@ -130,6 +130,45 @@ def _add_conversation_tables(db: sqlite_utils.Database) -> None:
     db["feedback"].create_index(["entry_id"])
 
 
+def _add_account_tables(db: sqlite_utils.Database) -> None:
+    """Version 4: staff, editor and admin accounts, their sessions and tokens, and failed
+    logins (for rate limiting). Only hashes of passwords and tokens are stored."""
+    db["users"].create(
+        {
+            "name": str,
+            "role": str,
+            "display_name": str,
+            "password_hash": str,
+            "created_at": str,
+            "password_changed_at": str,
+            "disabled_at": str,
+        },
+        pk="name",
+        not_null={"role", "password_hash", "created_at"},
+    )
+    db["auth_sessions"].create(
+        {
+            "token_hash": str,  # SHA-256 of the cookie or bearer token
+            "user": str,
+            "kind": str,  # "cookie" or "token"
+            "csrf_token": str,
+            "created_at": str,
+            "expires_at": str,
+        },
+        pk="token_hash",
+        not_null={"user", "kind", "created_at", "expires_at"},
+        foreign_keys=[("user", "users", "name")],
+    )
+    db["auth_sessions"].create_index(["user"])
+    db["login_failures"].create(
+        {"id": int, "name": str, "client": str, "at": str},
+        pk="id",
+        not_null={"at"},
+    )
+    db["login_failures"].create_index(["name", "at"])
+    db["login_failures"].create_index(["client", "at"])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -174,6 +213,8 @@ def migrate(db: sqlite_utils.Database) -> None:
                 db["entries"].drop()
         if version < 3:
             _add_conversation_tables(db)
+        if version < 4:
+            _add_account_tables(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -346,4 +387,9 @@ def audit_log(db: sqlite_utils.Database, entry_id: str | None = None) -> list[di
         rows = db.query("SELECT * FROM audit ORDER BY id")
     else:
         rows = db.query("SELECT * FROM audit WHERE entry_id = ? ORDER BY id", [entry_id])
+    return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]
+
+
+def recent_audit(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
+    rows = db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit])
     return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]

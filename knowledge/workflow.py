@@ -35,6 +35,7 @@ from knowledge.store import (
     set_status,
     write_transaction,
 )
+from knowledge.tickets import Ticket, get_ticket
 
 
 @dataclass(frozen=True)
@@ -234,3 +235,87 @@ def rollback(db: sqlite_utils.Database, entry_id: str, to_revision: int, *, acto
         if added:
             bump_knowledge_revision(db)
     return restored
+
+
+# Resident turns that are not a question about the city's business.
+_NOT_QUESTIONS = frozenset(
+    {
+        "request_human",
+        "none_of_these",
+        "feedback_positive",
+        "feedback_negative",
+        "choose_entry",
+        "affirm",
+        "deny",
+        "greet",
+        "thanks",
+        "goodbye",
+    }
+)
+
+
+def resident_question(ticket: Ticket) -> str:
+    """The resident's question in a handoff: their first message that asked something
+    (not a greeting, a button, or a request for a person); else their first message."""
+    said = [t for t in ticket.transcript if t.get("role") == "resident" and t.get("text")]
+    for turn in said:
+        if turn.get("intent") not in _NOT_QUESTIONS and not str(turn["text"]).startswith("/"):
+            return str(turn["text"]).strip()
+    return str(said[0]["text"]).strip() if said else ""
+
+
+def _free_id(db: sqlite_utils.Database, base: str) -> str:
+    candidate, n = base, 1
+    while latest_revision(db, candidate) is not None:
+        n += 1
+        candidate = f"{base}-{n}"
+    return candidate
+
+
+def propose_from_ticket(
+    db: sqlite_utils.Database,
+    ticket_id: int,
+    *,
+    actor: str,
+    entry_id: str | None = None,
+    title: str | None = None,
+    question: str | None = None,
+    answer: str | None = None,
+) -> Entry:
+    """A draft for editors from a handoff: the resident's question and what staff
+    answered, unless given. A given ``entry_id`` of an existing entry drafts a change to it."""
+    ticket = get_ticket(db, ticket_id)
+    question = (question or resident_question(ticket)).replace("\n", " ").strip()
+    if answer is None:
+        answer = "\n\n".join(
+            str(t["text"]).strip() for t in ticket.transcript if t.get("role") == "staff"
+        )
+    title = (title or question[:40]).strip()
+    with write_transaction(db):
+        entry_id = entry_id or _free_id(db, f"ticket-{ticket_id}")
+        latest = latest_revision(db, entry_id)
+        content = latest.content() if latest else {"id": entry_id, "questions": []}
+        questions = list(content["questions"])
+        if question and question not in questions:
+            questions.append(question)
+        note = f"問い合わせ #{ticket_id} への職員の回答から提案（{actor}）"
+        content.update(
+            title=title,
+            answer=answer,
+            questions=questions,
+            staff_notes="\n".join(filter(None, [content.get("staff_notes"), note])),
+        )
+        entry = entry_from_mapping(content)
+        check_phrasings(db, [entry])
+        revision, _ = add_revision(
+            db, entry, actor=actor, action="propose_from_ticket", publish=False
+        )
+        record_audit(
+            db,
+            actor=actor,
+            action="ticket.propose",
+            entry_id=revision.id,
+            revision=revision.revision,
+            detail={"ticket": ticket_id},
+        )
+    return revision

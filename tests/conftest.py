@@ -42,6 +42,39 @@ def make_settings(home: Path, **env: str) -> Settings:
     )
 
 
+PASSWORD = "correct horse battery staple"
+
+
+def account(settings: Settings, name: str, role: str = "editor") -> None:
+    """Make the account ``name`` with ``role`` (password PASSWORD) unless it exists."""
+    from knowledge.accounts import AccountError, add_user, get_user
+    from knowledge.store import open_db
+
+    db = open_db(settings.database_path)
+    try:
+        try:
+            get_user(db, name)
+        except AccountError:
+            add_user(db, name, role, PASSWORD)
+    finally:
+        db.close()
+
+
+def bearer(settings: Settings, name: str, role: str = "editor") -> dict[str, str]:
+    """Headers for an API client logged in as ``name`` (the account is made if missing),
+    with a token issued by the accounts library as ``POST /api/auth/token`` would."""
+    from knowledge.accounts import log_in
+    from knowledge.store import open_db
+
+    account(settings, name, role)
+    db = open_db(settings.database_path)
+    try:
+        session = log_in(db, name, PASSWORD, client="tests", kind="token", lifetime_s=3600)
+    finally:
+        db.close()
+    return {"Authorization": f"Bearer {session.token}"}
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """An empty knowledge home."""
@@ -115,7 +148,9 @@ def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env:
     Engine.load(settings)  # build the index once, before the servers start
     settings.rasa_model_path.parent.mkdir(parents=True)
     shutil.copy(built_rasa_model(), settings.rasa_model_path)
-    stack = Stack(settings, env=None if env is None else {**os.environ, **env})
+    # All test traffic comes from 127.0.0.1: one "client" for the chat's rate limit.
+    unlimited = {"MADOGUCHI_CHAT_RATE_PER_CLIENT": "100000"}
+    stack = Stack(settings, env={**os.environ, **unlimited, **(env or {})})
     stack.start()
     try:
         yield settings, httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60), stack

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from tests.conftest import STARTER_COUNT, make_settings
+from tests.conftest import STARTER_COUNT, bearer, make_settings
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ def client(starter_settings, unused_port):
         MADOGUCHI_ACTION_PORT=str(unused_port),  # nothing listens there either
     )
     with TestClient(create_app(settings)) as client:
+        client.headers.update(bearer(settings, "sato", "staff"))  # for the staff lookup
         yield client
 
 

@@ -301,15 +301,15 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(starter_settings, tmp_pa
 def test_restore_of_an_older_schema_migrates_it(starter_settings, tmp_path):
     old = backup(starter_settings.database_path, tmp_path / "old.db")
     with contextlib.closing(sqlite3.connect(old)) as conn:  # as schema version 2 was
-        conn.execute("DROP TABLE chat_messages")
-        conn.execute("DROP TABLE feedback")
+        for table in ("chat_messages", "feedback", "auth_sessions", "login_failures", "users"):
+            conn.execute(f"DROP TABLE {table}")
         for column in ("page", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "note"):
             conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")
     restore(old, starter_settings.database_path)
     db = open_db(starter_settings.database_path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert {"chat_messages", "feedback"} <= set(db.table_names())
+    assert {"chat_messages", "feedback", "users", "auth_sessions"} <= set(db.table_names())
     assert "claimed_by" in db["tickets"].columns_dict
 
 

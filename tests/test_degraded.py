@@ -18,7 +18,7 @@ from api.main import create_app
 from assistant import dialogue
 from knowledge.store import open_db
 from knowledge.tickets import get_ticket
-from tests.conftest import STARTER_COUNT, make_settings
+from tests.conftest import STARTER_COUNT, bearer, make_settings
 
 QUESTION = "粗大ごみを出したい"
 
@@ -41,6 +41,7 @@ def settings_for(home, rasa_port: int, action_port: int | None = None, **env: st
 @pytest.fixture
 def client(starter_settings):
     with TestClient(create_app(settings_for(starter_settings.home, free_port()))) as client:
+        client.headers.update(bearer(starter_settings, "sato", "staff"))  # staff lookups
         yield client
 
 
@@ -246,11 +247,13 @@ def test_a_corrupt_index_is_rebuilt_at_start_while_health_says_so(starter_settin
     questions = [QUESTION, "保険料の払い方", "住民票の写しを取りたい", "児童手当の申請"]
     settings = settings_for(starter_settings.home, free_port(), MADOGUCHI_STARTUP_WAIT="0")
     with TestClient(create_app(settings)) as client:
+        client.headers.update(bearer(starter_settings, "sato", "staff"))
         assert client.app.state.engines.wait(60)
         before = [client.get("/api/answers", params={"q": q}).json() for q in questions]
     (settings.index_dir / "index.bin").write_bytes(b"\x00garbage" * 100)
 
     with TestClient(create_app(settings)) as client:
+        client.headers.update(bearer(starter_settings, "sato", "staff"))
         seen = set()
         while not client.app.state.engines.wait(0.01):
             health = client.get("/api/health").json()

@@ -23,10 +23,8 @@ import httpx
 
 from assistant.config import PROJECT_ROOT
 from knowledge.store import open_db
-from tests.conftest import free_ports
+from tests.conftest import bearer, free_ports
 
-TOKEN = "durability-token"
-EDITOR = {"Authorization": f"Bearer {TOKEN}", "X-Madoguchi-User": "sato"}
 WRITERS = 6
 RUN_BEFORE_KILL_S = 4.0
 
@@ -37,7 +35,9 @@ def start_api(settings, port: int, log_path) -> subprocess.Popen:
         os.environ,
         MADOGUCHI_HOME=str(settings.home),
         MADOGUCHI_ENCODER=str(settings.encoder_path),
-        MADOGUCHI_API_TOKEN=TOKEN,
+        # The writers post far faster than a resident types: no chat rate limits here.
+        MADOGUCHI_CHAT_RATE_PER_CLIENT="1000000",
+        MADOGUCHI_CHAT_RATE_PER_SESSION="1000000",
         MADOGUCHI_RASA_PORT=str(unused),
         MADOGUCHI_ACTION_PORT=str(unused),
         HF_HUB_OFFLINE="1",
@@ -65,13 +65,14 @@ def start_api(settings, port: int, log_path) -> subprocess.Popen:
 def test_sigkill_during_writes_loses_no_acknowledged_write(starter_settings, tmp_path):
     port = free_ports(1)[0]
     base = f"http://127.0.0.1:{port}"
+    as_editor = bearer(starter_settings, "sato", "editor")
     api = start_api(starter_settings, port, tmp_path / "api-1.log")
     client = httpx.Client(base_url=base, timeout=30)
     tickets: list[tuple[str, int]] = []
     for _ in range(WRITERS):
-        session = uuid.uuid4().hex
-        reply = client.post("/api/chat", json={"session_id": session, "message": "職員と話したい"})
+        reply = client.post("/api/chat", json={"message": "職員と話したい"})
         assert reply.status_code == 200 and reply.json()["handoff_id"], reply.text
+        session = reply.json()["session_id"]
         tickets.append((session, reply.json()["handoff_id"]))
 
     acknowledged: dict[str, set] = {
@@ -101,20 +102,19 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(starter_settings, tmp
                         "questions": [f"耐久テストの質問 {marker}"],
                         "answer": f"耐久テストの回答です。{marker}",
                     }
-                    ok = http.post("/api/entries", json=body, headers=EDITOR).status_code == 201
+                    ok = http.post("/api/entries", json=body, headers=as_editor).status_code == 201
                 elif kind == "reply":
                     path = f"/api/tickets/{ticket_id}/reply"
-                    ok = http.post(path, json={"text": marker}, headers=EDITOR).status_code == 200
+                    ok = http.post(path, json={"text": marker}, headers=as_editor).status_code == 200
                 elif kind == "turn":
                     body = {"session_id": session, "message": f"追加の情報です {marker}"}
                     ok = http.post("/api/chat", json=body).status_code == 200
                 else:
-                    marker = uuid.uuid4().hex
-                    body = {
-                        "session_id": marker,
-                        "message": '/feedback_positive{"entry_id":"sodai-gomi"}',
-                    }
-                    ok = http.post("/api/chat", json=body).status_code == 200
+                    # A new conversation each time; its server-issued id marks the record.
+                    body = {"message": '/feedback_positive{"entry_id":"sodai-gomi"}'}
+                    response = http.post("/api/chat", json=body)
+                    ok = response.status_code == 200
+                    marker = response.json()["session_id"] if ok else "feedback"
             except httpx.HTTPError:
                 continue  # in flight when the process died: not acknowledged
             if ok:
@@ -152,7 +152,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(starter_settings, tmp
         assert acknowledged["feedback"] <= rated
         # And the restarted API serves them.
         some_ticket = tickets[0][1]
-        shown = client.get(f"/api/tickets/{some_ticket}", headers=EDITOR).json()
+        shown = client.get(f"/api/tickets/{some_ticket}", headers=as_editor).json()
         shown_texts = {turn["text"] for turn in shown["transcript"]}
         mine = {m for m in acknowledged["reply"] if m.startswith("w0-")}
         assert mine and mine <= shown_texts

@@ -11,23 +11,25 @@ import pytest
 
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import get_ticket, list_tickets
-from tests.conftest import running_stack
+from tests.conftest import bearer, running_stack
 
 pytestmark = pytest.mark.e2e
-API_TOKEN = "e2e-editor-token"
+SETTINGS = {}  # the running stack's settings, for the accounts below
 
 
 def as_editor(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {API_TOKEN}", "X-Madoguchi-User": name}
+    return bearer(SETTINGS["stack"], name, "editor")
 
 
-as_staff = as_editor
+def as_staff(name: str) -> dict[str, str]:
+    return bearer(SETTINGS["stack"], name, "staff")
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e") / "home"
-    with running_stack(home, MADOGUCHI_API_TOKEN=API_TOKEN) as (settings, client, _):
+    with running_stack(home) as (settings, client, _):
+        SETTINGS["stack"] = settings
         yield settings, client
 
 

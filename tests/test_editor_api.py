@@ -7,47 +7,45 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from knowledge.store import get_entry, open_db
-from tests.conftest import make_settings
+from tests.conftest import bearer
 
-TOKEN = "test-editor-token"
 PREMIUM = "kokuho-premium-calculation"
 
 
-def editor(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}", "X-Madoguchi-User": name}
+def editor(client: TestClient, name: str) -> dict[str, str]:
+    return bearer(client.app.state.settings, name, "editor")
 
 
 @pytest.fixture
 def client(starter_settings):
-    settings = make_settings(starter_settings.home, MADOGUCHI_API_TOKEN=TOKEN)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(starter_settings)) as client:
+        client.headers.update(bearer(starter_settings, "staff-lookup", "staff"))
         yield client
 
 
-def test_editor_routes_need_the_token_and_a_name(client, starter_settings):
-    assert client.get("/api/entries").status_code == 401
-    wrong = {"Authorization": "Bearer nope", "X-Madoguchi-User": "sato"}
+def test_editor_routes_need_an_editor(client, starter_settings):
+    anonymous = {"Authorization": ""}
+    assert client.get("/api/entries", headers=anonymous).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
     assert client.get("/api/entries", headers=wrong).status_code == 401
-    nameless = {"Authorization": f"Bearer {TOKEN}"}
-    assert client.get("/api/entries", headers=nameless).status_code == 400
-    with TestClient(create_app(make_settings(starter_settings.home))) as disabled:
-        response = disabled.get("/api/entries", headers=editor("sato"))
-        assert response.status_code == 503
-        assert "MADOGUCHI_API_TOKEN" in response.json()["detail"]
+    # The client's own token is a staff member's: staff may look answers up, not edit.
+    assert client.get("/api/answers", params={"q": "住民票"}).status_code == 200
+    assert client.get("/api/entries").status_code == 403
+    assert client.get("/api/entries", headers=editor(client, "sato")).status_code == 200
 
 
 def test_a_scheduled_premium_revision_through_the_api(client, starter_settings):
     current = get_entry(open_db(starter_settings.database_path), PREMIUM)
     new_answer = "令和9年度（2027年4月から）の保険料率で計算します。\n\n" + current.answer
     body = {**current.content(), "answer": new_answer, "valid_from": "2027-04-01"}
-    draft = client.post("/api/entries", json=body, headers=editor("sato"))
+    draft = client.post("/api/entries", json=body, headers=editor(client, "sato"))
     assert draft.status_code == 201, draft.text
     assert (draft.json()["revision"], draft.json()["status"]) == (2, "draft")
-    submitted = client.post(f"/api/entries/{PREMIUM}/revisions/2/submit", headers=editor("sato"))
+    submitted = client.post(f"/api/entries/{PREMIUM}/revisions/2/submit", headers=editor(client, "sato"))
     assert submitted.json()["status"] == "in_review"
-    own = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor("sato"))
+    own = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor(client, "sato"))
     assert own.status_code == 409
-    approved = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor("suzuki"))
+    approved = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor(client, "suzuki"))
     assert approved.json()["status"] == "published"
 
     question = current.questions[0]
@@ -65,7 +63,7 @@ def test_a_scheduled_premium_revision_through_the_api(client, starter_settings):
         new_answer,
     )
 
-    history = client.get(f"/api/entries/{PREMIUM}/history", headers=editor("tanaka")).json()
+    history = client.get(f"/api/entries/{PREMIUM}/history", headers=editor(client, "tanaka")).json()
     assert [(r["revision"], r["status"], r["valid_from"]) for r in history["revisions"]] == [
         (1, "published", None),
         (2, "published", "2027-04-01"),
@@ -84,10 +82,10 @@ def test_a_scheduled_premium_revision_through_the_api(client, starter_settings):
 
 def test_invalid_content_is_a_422_naming_the_field(client):
     body = {"id": "new-entry", "title": "新しい項目", "questions": ["質問"], "answer": "<b>x</b>"}
-    response = client.post("/api/entries", json=body, headers=editor("sato"))
+    response = client.post("/api/entries", json=body, headers=editor(client, "sato"))
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "answer"
-    unknown = client.post("/api/entries", json={**body, "colour": "red"}, headers=editor("sato"))
+    unknown = client.post("/api/entries", json={**body, "colour": "red"}, headers=editor(client, "sato"))
     assert unknown.status_code == 422
     assert unknown.json()["detail"][0]["loc"] == ["body", "colour"]
 
@@ -99,26 +97,26 @@ def test_archive_and_rollback_through_the_api(client):
         == "sodai-gomi"
     )
     archived = client.post(
-        "/api/entries/sodai-gomi/archive", json={"reason": "見直し中"}, headers=editor("suzuki")
+        "/api/entries/sodai-gomi/archive", json={"reason": "見直し中"}, headers=editor(client, "suzuki")
     )
     assert archived.status_code == 204
     after = client.get("/api/answers", params={"q": question}).json()["results"]
     assert "sodai-gomi" not in [r["entry_id"] for r in after]
     restored = client.post(
-        "/api/entries/sodai-gomi/rollback", json={"to_revision": 1}, headers=editor("suzuki")
+        "/api/entries/sodai-gomi/rollback", json={"to_revision": 1}, headers=editor(client, "suzuki")
     )
     assert restored.json()["revision"] == 2
     assert (
         client.get("/api/answers", params={"q": question}).json()["results"][0]["entry_id"]
         == "sodai-gomi"
     )
-    missing = client.post("/api/entries/no-such/archive", json={}, headers=editor("suzuki"))
+    missing = client.post("/api/entries/no-such/archive", json={}, headers=editor(client, "suzuki"))
     assert missing.status_code == 404
 
 
 def test_list_filters(client):
     listed = client.get(
-        "/api/entries", params={"department": "市民課"}, headers=editor("sato")
+        "/api/entries", params={"department": "市民課"}, headers=editor(client, "sato")
     ).json()
     assert listed["count"] == len(listed["data"]) > 10
     assert {e["department"] for e in listed["data"]} == {"市民課"}

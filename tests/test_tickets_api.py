@@ -6,21 +6,25 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.residents import SessionIds
 from knowledge.store import open_db
 from knowledge.tickets import RESOLVED_NOTICE, open_ticket
-from tests.conftest import make_settings
+from tests.conftest import bearer
 
-TOKEN = "test-staff-token"
-SESSION = "resident-session-1"
+# The server's secret for this test's home: the conversation id is one it issued.
+SECRET = b"tickets-api-test-secret-32-bytes"
+SESSION = SessionIds(SECRET).issue()
 
 
-def staff(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {TOKEN}", "X-Madoguchi-User": name}
+def staff(client: TestClient, name: str) -> dict[str, str]:
+    return bearer(client.app.state.settings, name, "staff")
 
 
 @pytest.fixture
 def client(settings):
-    with TestClient(create_app(make_settings(settings.home, MADOGUCHI_API_TOKEN=TOKEN))) as c:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.secret_path.write_bytes(SECRET)
+    with TestClient(create_app(settings)) as c:
         yield c
 
 
@@ -65,7 +69,7 @@ def test_every_ticket_route_needs_the_token(client, ticket_id, method, path):
 
 
 def test_the_whole_context_is_in_the_ticket(client, ticket_id):
-    body = client.get(f"/api/tickets/{ticket_id}", headers=staff("sato")).json()
+    body = client.get(f"/api/tickets/{ticket_id}", headers=staff(client, "sato")).json()
     assert body["reason"] == "two_failed_turns"
     assert body["page"] == "https://www.example.lg.jp/bosai/"
     assert body["transcript"][0]["intent"] == "out_of_scope"
@@ -76,15 +80,15 @@ def test_the_whole_context_is_in_the_ticket(client, ticket_id):
 
 def test_inbox_views_new_mine_resolved(client, ticket_id):
     def ids(view: str, who: str = "sato") -> list[int]:
-        response = client.get("/api/tickets", params={"view": view}, headers=staff(who))
+        response = client.get("/api/tickets", params={"view": view}, headers=staff(client, who))
         return [t["id"] for t in response.json()["data"]]
 
     assert ids("new") == [ticket_id] and ids("mine") == []
-    client.post(f"/api/tickets/{ticket_id}/claim", headers=staff("sato"))
+    client.post(f"/api/tickets/{ticket_id}/claim", headers=staff(client, "sato"))
     assert ids("new") == [] and ids("mine") == [ticket_id] and ids("mine", "suzuki") == []
-    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff("sato"))
+    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff(client, "sato"))
     assert ids("open") == [] and ids("resolved") == [ticket_id]
-    assert client.get("/api/tickets?view=bogus", headers=staff("sato")).status_code == 422
+    assert client.get("/api/tickets?view=bogus", headers=staff(client, "sato")).status_code == 422
 
 
 def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_id):
@@ -92,7 +96,7 @@ def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_
     reply = client.post(
         f"/api/tickets/{ticket_id}/reply",
         json={"text": "防災課の鈴木です。避難所は市のハザードマップでご確認いただけます。"},
-        headers=staff("suzuki"),
+        headers=staff(client, "suzuki"),
     )
     assert reply.status_code == 200, reply.text
     assert reply.json()["claimed_by"] == "suzuki"
@@ -100,7 +104,7 @@ def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_
     assert message["role"] == "staff"
     assert message["text"] == "防災課の鈴木です。避難所は市のハザードマップでご確認いただけます。"
     resolved = client.post(
-        f"/api/tickets/{ticket_id}/resolve", json={"note": "避難所を案内"}, headers=staff("suzuki")
+        f"/api/tickets/{ticket_id}/resolve", json={"note": "避難所を案内"}, headers=staff(client, "suzuki")
     )
     assert resolved.json()["status"] == "resolved" and resolved.json()["note"] == "避難所を案内"
     after = feed(client, after=message["id"])
@@ -109,15 +113,15 @@ def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_
 
 
 def test_ticket_errors_are_clear(client, ticket_id):
-    assert client.get("/api/tickets/999", headers=staff("sato")).status_code == 404
-    empty = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": " "}, headers=staff("a"))
+    assert client.get("/api/tickets/999", headers=staff(client, "sato")).status_code == 404
+    empty = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": " "}, headers=staff(client, "a"))
     assert empty.status_code == 422 and "must not be empty" in empty.text
     extra = client.post(
-        f"/api/tickets/{ticket_id}/reply", json={"text": "x", "html": 1}, headers=staff("a")
+        f"/api/tickets/{ticket_id}/reply", json={"text": "x", "html": 1}, headers=staff(client, "a")
     )
     assert extra.status_code == 422
-    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff("a"))
-    again = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": "x"}, headers=staff("a"))
+    client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff(client, "a"))
+    again = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": "x"}, headers=staff(client, "a"))
     assert again.status_code == 409 and "already resolved" in again.json()["detail"]
 
 

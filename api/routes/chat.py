@@ -17,13 +17,13 @@ reaches Rasa, its tracker store, the actions, the tickets or any log.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import client_address
 from api.degraded import DegradedChat
 from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
 from api.schemas import (
@@ -170,7 +170,13 @@ async def chat(
     engine: KnowledgeEngine,
     rasa: RasaClient,
 ) -> ChatResponse:
-    session_id = body.session_id or uuid.uuid4().hex
+    state = http.app.state
+    state.chat_per_client.check(client_address(http))
+    # Only ids this server issued continue a conversation; anything else starts one.
+    known = state.session_ids.valid(body.session_id)
+    session_id = body.session_id if known else state.session_ids.issue()
+    if known:
+        state.chat_per_session.check(session_id)
     message = mask_personal_data(body.message)
     metrics = http.app.state.metrics
     ticket = await run_in_threadpool(find_open_ticket, db, session_id)
@@ -220,12 +226,17 @@ SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 @router.get("/chat/{session_id}/messages", response_model=ChatMessagesPublic)
 async def chat_messages(
     session_id: SessionId,
+    http: Request,
     db: KnowledgeDb,
     after: Annotated[
         int, Query(ge=0, le=SQLITE_INT_MAX, description="the last message id already shown")
     ] = 0,
 ) -> ChatMessagesPublic:
     """What staff sent to this conversation since ``after``, and whether a person has it."""
+    state = http.app.state
+    if not state.session_ids.valid(session_id):
+        raise HTTPException(404, detail="no conversation with this id")
+    state.polls_per_session.check(session_id)
 
     def read() -> ChatMessagesPublic:
         return ChatMessagesPublic(

@@ -1,38 +1,50 @@
-"""Editors: entries, their revisions, review and publishing, archive, rollback, history.
-
-Until accounts and roles exist, access is the stopgap in ``api.auth``.
-"""
+"""Editors: entries, their revisions, review and publishing, archive, rollback, history,
+and the preview of how questions would be answered with a draft."""
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import current_user
-from api.deps import AppSettings, KnowledgeDb
+from api.auth import EditorUser, require_editor
+from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine
 from api.schemas import (
     SQLITE_INT_MAX,
     ArchiveRequest,
     AuditEventPublic,
+    CandidateBrief,
     EntriesPublic,
     EntryCreate,
     EntryHistoryPublic,
+    OutcomePublic,
+    PreviewPublic,
+    PreviewRequest,
+    PreviewResult,
     RevisionPublic,
     RollbackRequest,
 )
+from assistant.engine import Decision, Engine
 from knowledge import workflow
-from knowledge.model import Entry, EntryNotFound, InvalidEntry, WorkflowError
-from knowledge.store import audit_log, current_entries, revisions_of
+from knowledge.model import (
+    SCHEMA_FIELDS,
+    Entry,
+    EntryNotFound,
+    InvalidEntry,
+    WorkflowError,
+    entry_from_mapping,
+)
+from knowledge.store import all_revisions, audit_log, current_entries, revisions_of
 
-CurrentEditor = Annotated[str, Depends(current_user)]
 Revision = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
-router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(current_user)])
+router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(require_editor)])
+preview_router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])
 
 
-def public(entry: Entry) -> RevisionPublic:
+def public_revision(entry: Entry, **extra) -> RevisionPublic:
     content = entry.content()
     content["entry_id"] = content.pop("id")
     return RevisionPublic(
@@ -43,10 +55,11 @@ def public(entry: Entry) -> RevisionPublic:
         created_at=entry.created_at,
         reviewer=entry.reviewer,
         published_at=entry.published_at,
+        **extra,
     )
 
 
-def _translate(error: Exception) -> HTTPException:
+def editor_error(error: Exception) -> HTTPException:
     if isinstance(error, InvalidEntry):
         return HTTPException(
             422,
@@ -64,7 +77,7 @@ async def _run(function, *args, **kwargs):
     try:
         return await run_in_threadpool(function, *args, **kwargs)
     except (InvalidEntry, EntryNotFound, WorkflowError) as error:
-        raise _translate(error) from None
+        raise editor_error(error) from None
 
 
 @router.get("", response_model=EntriesPublic)
@@ -75,9 +88,18 @@ async def list_entries(
     department: str | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     as_of: dt.date | None = None,
+    upcoming: Annotated[
+        bool, Query(description="only entries with a published revision taking effect later")
+    ] = False,
 ) -> EntriesPublic:
-    """One revision per entry: the one in force on ``as_of`` (default today), else the latest."""
-    entries = await run_in_threadpool(current_entries, db, as_of)
+    """One revision per entry: the one in force on ``as_of`` (default today), else the
+    latest; ``latest_revision``/``latest_status`` tell of a newer draft or review."""
+
+    def read() -> tuple[list[Entry], dict[str, list[Entry]]]:
+        return current_entries(db, as_of), all_revisions(db)
+
+    entries, revisions = await run_in_threadpool(read)
+    today = as_of or dt.date.today()
     if status:
         entries = [e for e in entries if e.status == status]
     if category:
@@ -86,47 +108,155 @@ async def list_entries(
         entries = [e for e in entries if e.department == department]
     if q:
         entries = [e for e in entries if q in e.title or any(q in x for x in e.questions)]
-    return EntriesPublic(data=[public(e) for e in entries], count=len(entries))
+    if upcoming:
+        entries = [
+            e
+            for e in entries
+            if any(
+                r.status == "published" and r.valid_from and r.valid_from > today
+                for r in revisions[e.id]
+            )
+        ]
+    data = [
+        public_revision(
+            e,
+            latest_revision=revisions[e.id][-1].revision,
+            latest_status=revisions[e.id][-1].status,
+        )
+        for e in entries
+    ]
+    return EntriesPublic(data=data, count=len(data))
 
 
 @router.post("", response_model=RevisionPublic, status_code=201)
-async def save_draft(body: EntryCreate, db: KnowledgeDb, editor: CurrentEditor) -> RevisionPublic:
+async def save_draft(body: EntryCreate, db: KnowledgeDb, editor: EditorUser) -> RevisionPublic:
     """Save an entry's content as a new draft revision (a new entry if the id is new)."""
-    return public(await _run(workflow.save_draft, db, body.model_dump(), actor=editor))
+    return public_revision(
+        await _run(workflow.save_draft, db, body.model_dump(), actor=editor.name)
+    )
+
+
+def _lines(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value).split("\n")
+
+
+def revision_diff(old: Entry | None, new: Entry) -> list[dict]:
+    """Per changed field, its lines: equal, delete (only in ``old``), insert (only in new)."""
+    before = old.content() if old else {}
+    after = new.content()
+    changes = []
+    for field in SCHEMA_FIELDS:
+        a, b = _lines(before.get(field)), _lines(after.get(field))
+        if a == b:
+            continue
+        lines = []
+        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
+            if op == "equal":
+                lines += [{"op": "equal", "text": t} for t in a[i1:i2]]
+                continue
+            lines += [{"op": "delete", "text": t} for t in a[i1:i2]]
+            lines += [{"op": "insert", "text": t} for t in b[j1:j2]]
+        changes.append({"field": field, "lines": lines})
+    return changes
 
 
 @router.get("/{entry_id}/history", response_model=EntryHistoryPublic)
 async def history(entry_id: str, db: KnowledgeDb) -> EntryHistoryPublic:
+    """Every revision, oldest first, each with its changes from the one before."""
     revisions = await run_in_threadpool(revisions_of, db, entry_id)
     if not revisions:
         raise HTTPException(404, detail=f"no entry with id {entry_id!r}")
     events = await run_in_threadpool(audit_log, db, entry_id)
+    previous = [None, *revisions[:-1]]
     return EntryHistoryPublic(
         entry_id=entry_id,
-        revisions=[public(r) for r in revisions],
+        revisions=[
+            public_revision(r, diff=revision_diff(before, r))
+            for before, r in zip(previous, revisions, strict=True)
+        ],
         audit=[AuditEventPublic(**event) for event in events],
     )
 
 
 @router.post("/{entry_id}/revisions/{revision}/submit", response_model=RevisionPublic)
-async def submit(entry_id: str, revision: Revision, db: KnowledgeDb, editor: CurrentEditor):
-    return public(await _run(workflow.submit_for_review, db, entry_id, revision, actor=editor))
+async def submit(entry_id: str, revision: Revision, db: KnowledgeDb, editor: EditorUser):
+    return public_revision(
+        await _run(workflow.submit_for_review, db, entry_id, revision, actor=editor.name)
+    )
 
 
 @router.post("/{entry_id}/revisions/{revision}/approve", response_model=RevisionPublic)
 async def approve(
-    entry_id: str, revision: Revision, db: KnowledgeDb, editor: CurrentEditor, settings: AppSettings
+    entry_id: str, revision: Revision, db: KnowledgeDb, editor: EditorUser, settings: AppSettings
 ):
     """Publish a revision in review; it is answered from its valid_from on."""
     policy = workflow.Policy(separate_approver=settings.separate_approver)
-    return public(await _run(workflow.approve, db, entry_id, revision, actor=editor, policy=policy))
+    return public_revision(
+        await _run(workflow.approve, db, entry_id, revision, actor=editor.name, policy=policy)
+    )
 
 
 @router.post("/{entry_id}/archive", status_code=204)
-async def archive(entry_id: str, body: ArchiveRequest, db: KnowledgeDb, editor: CurrentEditor):
-    await _run(workflow.archive, db, entry_id, actor=editor, reason=body.reason)
+async def archive(entry_id: str, body: ArchiveRequest, db: KnowledgeDb, editor: EditorUser):
+    await _run(workflow.archive, db, entry_id, actor=editor.name, reason=body.reason)
 
 
 @router.post("/{entry_id}/rollback", response_model=RevisionPublic)
-async def rollback(entry_id: str, body: RollbackRequest, db: KnowledgeDb, editor: CurrentEditor):
-    return public(await _run(workflow.rollback, db, entry_id, body.to_revision, actor=editor))
+async def rollback(entry_id: str, body: RollbackRequest, db: KnowledgeDb, editor: EditorUser):
+    return public_revision(
+        await _run(workflow.rollback, db, entry_id, body.to_revision, actor=editor.name)
+    )
+
+
+def outcome(engine: Engine, decision: Decision, draft: Entry | None = None) -> OutcomePublic:
+    """What the chat does for a decision: the entry and its text when it answers."""
+    best = decision.best if decision.kind == "answer" else None
+    text = None
+    if best is not None:
+        preview = draft is not None and best.entry_id == draft.id and best.revision == 0
+        text = (
+            engine.city.render(draft.answer)
+            if preview
+            else engine.entry(best.entry_id, best.revision).answer
+        )
+    return OutcomePublic(
+        decision=decision.kind,
+        confidence=decision.confidence,
+        entry_id=best.entry_id if best else None,
+        revision=best.revision if best else None,
+        title=best.title if best else None,
+        text=text,
+        candidates=[
+            CandidateBrief(entry_id=c.entry_id, title=c.title, score=c.score)
+            for c in decision.candidates[:3]
+        ],
+    )
+
+
+@preview_router.post("/preview", response_model=PreviewPublic)
+def preview(body: PreviewRequest, engine: KnowledgeEngine) -> PreviewPublic:
+    """How the chat would answer these questions now, and with this draft published
+    (the draft is not saved; revision 0 in the results stands for it)."""
+    as_of = body.as_of or dt.date.today()
+    draft = None
+    if body.draft is not None:
+        try:
+            draft = entry_from_mapping(body.draft.model_dump())
+        except InvalidEntry as error:
+            raise editor_error(error) from None
+    now, with_draft = engine.preview(body.questions, draft, as_of=as_of)
+    return PreviewPublic(
+        as_of=as_of.isoformat(),
+        results=[
+            PreviewResult(
+                question=question,
+                now=outcome(engine, before),
+                with_draft=outcome(engine, after, draft) if after is not None else None,
+            )
+            for question, before, after in zip(body.questions, now, with_draft, strict=True)
+        ],
+    )

@@ -1,16 +1,28 @@
-"""Staff answer lookup: the same engine call the chat makes, with the entry's full text."""
+"""Staff answer lookup (the same engine call the chat makes, with the entry's full
+text and staff-only details) and the month's changes."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import City, KnowledgeEngine
-from api.schemas import MAX_MESSAGE_CHARS, AnswerPublic, AnswersPublic
+from api.auth import require_staff
+from api.deps import City, KnowledgeDb, KnowledgeEngine
+from api.schemas import (
+    MAX_MESSAGE_CHARS,
+    AnswerPublic,
+    AnswersPublic,
+    ChangePublic,
+    ChangesPublic,
+)
+from knowledge.store import all_revisions
 
-router = APIRouter(prefix="/api", tags=["staff"])
+router = APIRouter(prefix="/api", tags=["staff"], dependencies=[Depends(require_staff)])
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @router.get("/answers", response_model=AnswersPublic)
@@ -40,6 +52,13 @@ def lookup_answers(
                 score=candidate.score,
                 department=entry.department,
                 contact=city.contact_for(entry.department, entry.contact),
+                category=entry.category,
+                documents=list(entry.documents),
+                fees=entry.fees,
+                staff_notes=entry.staff_notes,
+                source_url=entry.source_url,
+                valid_from=entry.valid_from.isoformat() if entry.valid_from else None,
+                valid_until=entry.valid_until.isoformat() if entry.valid_until else None,
             )
         )
     return AnswersPublic(
@@ -48,3 +67,52 @@ def lookup_answers(
         knowledge_revision=decision.knowledge_revision,
         results=results,
     )
+
+
+def japan_today() -> dt.date:
+    return dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
+
+
+@router.get("/changes", response_model=ChangesPublic)
+async def changes(
+    db: KnowledgeDb,
+    month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None,
+) -> ChangesPublic:
+    """Revisions published in the month, and revisions taking effect in it (upcoming ones
+    after today), newest first."""
+    today = japan_today()
+    if month is None:
+        month = today.strftime("%Y-%m")
+    elif not MONTH.fullmatch(month):
+        raise HTTPException(
+            422, detail=[{"loc": ["query", "month"], "msg": "month must be YYYY-MM"}]
+        )
+    revisions = await run_in_threadpool(all_revisions, db)
+    found: list[ChangePublic] = []
+    for entry_revisions in revisions.values():
+        for entry in entry_revisions:
+            if entry.status not in ("published", "archived"):
+                continue
+            dates = []
+            if entry.published_at:
+                published = dt.datetime.fromisoformat(entry.published_at)
+                local = published.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+                dates.append(("published", local))
+            if entry.valid_from:
+                dates.append(("takes_effect", entry.valid_from))
+            for kind, day in dates:
+                if day.strftime("%Y-%m") == month:
+                    found.append(
+                        ChangePublic(
+                            entry_id=entry.id,
+                            revision=entry.revision,
+                            title=entry.title,
+                            department=entry.department,
+                            category=entry.category,
+                            kind=kind,
+                            date=day.isoformat(),
+                            upcoming=day > today,
+                        )
+                    )
+    found.sort(key=lambda c: (c.date, c.entry_id, c.revision, c.kind), reverse=True)
+    return ChangesPublic(month=month, today=today.isoformat(), changes=found)

@@ -12,20 +12,24 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import CurrentUser, current_user
+from api.auth import StaffUser, require_staff
 from api.deps import KnowledgeDb
+from api.routes.editor import editor_error, public_revision
 from api.schemas import (
     SQLITE_INT_MAX,
+    ProposeRequest,
+    RevisionPublic,
     TicketPublic,
     TicketReply,
     TicketResolve,
     TicketsPublic,
 )
-from knowledge import tickets
+from knowledge import tickets, workflow
+from knowledge.model import InvalidEntry, WorkflowError
 from knowledge.tickets import InvalidReply, Ticket, TicketClosed, TicketNotFound
 
 TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
-router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(current_user)])
+router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(require_staff)])
 
 
 def public(ticket: Ticket) -> TicketPublic:
@@ -66,7 +70,7 @@ async def _change(call, *args) -> TicketPublic:
 @router.get("", response_model=TicketsPublic)
 def list_tickets(
     db: KnowledgeDb,
-    user: CurrentUser,
+    user: StaffUser,
     view: Annotated[
         Literal["all", "new", "mine", "open", "resolved"],
         Query(description="new: open and unclaimed; mine: open and claimed by you"),
@@ -79,7 +83,7 @@ def list_tickets(
     if view == "new":
         found = [t for t in found if not t.claimed_by]
     elif view == "mine":
-        found = [t for t in found if t.claimed_by == user]
+        found = [t for t in found if t.claimed_by == user.name]
     if view in ("resolved", "all"):
         found.reverse()
     data = [public(t) for t in found[:limit]]
@@ -92,19 +96,42 @@ async def read_ticket(ticket_id: TicketId, db: KnowledgeDb) -> TicketPublic:
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketPublic)
-async def claim(ticket_id: TicketId, db: KnowledgeDb, user: CurrentUser) -> TicketPublic:
-    return await _change(tickets.claim_ticket, db, ticket_id, user)
+async def claim(ticket_id: TicketId, db: KnowledgeDb, user: StaffUser) -> TicketPublic:
+    return await _change(tickets.claim_ticket, db, ticket_id, user.name)
 
 
 @router.post("/{ticket_id}/reply", response_model=TicketPublic)
 async def reply(
-    ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: CurrentUser
+    ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: StaffUser
 ) -> TicketPublic:
-    return await _change(tickets.reply_to_ticket, db, ticket_id, user, body.text)
+    return await _change(tickets.reply_to_ticket, db, ticket_id, user.name, body.text)
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketPublic)
 async def resolve(
-    ticket_id: TicketId, body: TicketResolve, db: KnowledgeDb, user: CurrentUser
+    ticket_id: TicketId, body: TicketResolve, db: KnowledgeDb, user: StaffUser
 ) -> TicketPublic:
-    return await _change(tickets.resolve_ticket, db, ticket_id, user, body.note)
+    return await _change(tickets.resolve_ticket, db, ticket_id, user.name, body.note)
+
+
+@router.post("/{ticket_id}/propose", response_model=RevisionPublic, status_code=201)
+async def propose(
+    ticket_id: TicketId, body: ProposeRequest, db: KnowledgeDb, user: StaffUser
+) -> RevisionPublic:
+    """A draft entry for editors from the resident's question and the staff answer."""
+    try:
+        entry = await run_in_threadpool(
+            workflow.propose_from_ticket,
+            db,
+            ticket_id,
+            actor=user.name,
+            entry_id=body.id,
+            title=body.title,
+            question=body.question,
+            answer=body.answer,
+        )
+    except TicketNotFound as error:
+        raise HTTPException(404, detail=str(error)) from None
+    except (InvalidEntry, WorkflowError) as error:
+        raise editor_error(error) from None
+    return public_revision(entry)

@@ -1,115 +1,446 @@
-// Resident chat. Every text is inserted with textContent: nothing typed by a resident
-// or an editor can become markup.
+// Resident chat, at "/" (and, with ?embed=1, inside the city website's chat widget).
+// Texts from the server are rendered with Madoguchi.markdown (DOM nodes only); what the
+// resident typed is shown as plain text. Nothing is ever inserted as HTML.
 (function () {
   "use strict";
-  const log = document.getElementById("log");
-  const form = document.getElementById("ask");
-  const input = document.getElementById("message");
-  const status = document.getElementById("status");
-  let sessionId = sessionStorage.getItem("madoguchi-session") || null;
-  let lastMessageId = Number(sessionStorage.getItem("madoguchi-last-message") || 0);
-  let polling = null;
-  const WHO = { resident: "あなた", staff: "職員", system: "お知らせ" };
 
-  function add(role, text, buttons) {
-    const item = document.createElement("li");
-    item.className = "msg " + role;
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = WHO[role] || "市役所";
-    const body = document.createElement("p");
-    body.textContent = text;
-    item.append(who, body);
-    if (buttons && buttons.length) {
-      const group = document.createElement("div");
-      group.className = "choices";
-      group.setAttribute("role", "group");
-      group.setAttribute("aria-label", "選択肢");
-      for (const b of buttons) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = b.title;
-        button.addEventListener("click", () => send(b.payload, b.title));
-        group.append(button);
+  const POLL_MS = 3000;
+  const POLL_PAGES = 10; // the server sends at most 100 messages per poll
+  const KEEP_MESSAGES = 200; // how much of the conversation survives a reload
+  const PAGE_MAX = 500; // the API's limit for "page"
+  const SESSION_ID = /^[A-Za-z0-9_-]{8,64}$/;
+  const KEYS = {
+    session: "madoguchi-session",
+    last: "madoguchi-last-message",
+    log: "madoguchi-log",
+  };
+  const SPEAKER = { resident: "あなた", assistant: "市役所", staff: "職員", system: "お知らせ" };
+  const TEXT = {
+    working: "回答を作成しています…",
+    forwarded: "職員にお伝えしました。返事はこの画面に表示されます。",
+    restarted: "新しい会話を始めました。ご質問をどうぞ。",
+    offline: "通信できませんでした。通信環境を確認して、もう一度送信してください。",
+    preparing: "ただいま準備中です。しばらくしてからもう一度お試しください。",
+    tooMany: "送信が続いたため、受け付けを一時的に止めています。しばらくしてからもう一度お試しください。",
+    invalid: "送信できませんでした。1000文字以内で、内容を確認してもう一度お試しください。",
+    failed: "送信できませんでした。時間をおいてもう一度お試しください。",
+  };
+
+  const embedded = new URLSearchParams(location.search).get("embed") === "1";
+  if (embedded) document.documentElement.classList.add("embed");
+
+  const ui = {
+    log: document.getElementById("log"),
+    form: document.getElementById("ask"),
+    input: document.getElementById("message"),
+    send: document.getElementById("send"),
+    status: document.getElementById("status"),
+    error: document.getElementById("error"),
+    handoff: document.getElementById("handoff-state"),
+    restart: document.getElementById("restart"),
+  };
+
+  // ---------------------------------------------------------------- state
+
+  // sessionStorage can be unavailable (blocked storage in an embedded frame): the chat
+  // then still works, it just forgets the conversation on reload.
+  const store = {
+    get(key) {
+      try {
+        return sessionStorage.getItem(key);
+      } catch (error) {
+        return null;
       }
-      item.append(group);
+    },
+    set(key, value) {
+      try {
+        if (value === null) sessionStorage.removeItem(key);
+        else sessionStorage.setItem(key, value);
+      } catch (error) {
+        // not kept; see above
+      }
+    },
+  };
+
+  const state = {
+    sessionId: null,
+    lastMessageId: 0,
+    transcript: [], // [{role, text, buttons?, chosen?: title}], the log, kept for reloads
+    paused: false, // a person has the conversation
+    handoffs: 0, // handoff replies seen: a poll sent before the latest one cannot unpause
+    busy: false, // a message is on its way
+    polling: false, // a poll is on its way
+    pollTimer: null,
+    conversation: 0, // bumped by "new conversation": late answers to the old one are dropped
+  };
+
+  function loadState() {
+    const id = store.get(KEYS.session);
+    state.sessionId = id && SESSION_ID.test(id) ? id : null;
+    state.lastMessageId = Number(store.get(KEYS.last)) || 0;
+    try {
+      const saved = JSON.parse(store.get(KEYS.log) || "[]");
+      state.transcript = Array.isArray(saved) ? saved.filter(isEntry) : [];
+    } catch (error) {
+      state.transcript = [];
     }
-    log.append(item);
-    item.scrollIntoView({ block: "end" });
+    for (const entry of state.transcript) entry.buttons = validButtons(entry.buttons);
   }
 
-  async function send(message, shown) {
-    add("resident", shown || message);
-    status.textContent = "回答を作成しています…";
+  function isEntry(entry) {
+    return Boolean(entry) && typeof entry.text === "string" &&
+      Object.keys(SPEAKER).includes(entry.role);
+  }
+
+  function validButtons(buttons) {
+    if (!Array.isArray(buttons)) return null;
+    const valid = buttons.filter(
+      (b) => b && typeof b.title === "string" && typeof b.payload === "string");
+    return valid.length ? valid : null;
+  }
+
+  function saveState() {
+    store.set(KEYS.session, state.sessionId);
+    store.set(KEYS.last, state.sessionId ? String(state.lastMessageId) : null);
+    state.transcript = state.transcript.slice(-KEEP_MESSAGES);
+    store.set(KEYS.log, state.transcript.length ? JSON.stringify(state.transcript) : null);
+  }
+
+  function adoptSession(sessionId) {
+    if (!sessionId || sessionId === state.sessionId) return;
+    // A session the server did not know is a new conversation: staff messages count anew.
+    state.sessionId = sessionId;
+    state.lastMessageId = 0;
+    saveState();
+  }
+
+  // ---------------------------------------------------------------- render
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // One message in the log; the entry is remembered unless told otherwise.
+  function addMessage(entry, remember = true) {
+    const item = el("li", "msg " + entry.role);
+    item.append(el("span", "who", SPEAKER[entry.role]));
+    const body = el("div", "body");
+    if (entry.role === "resident") body.append(el("p", "plain", entry.text));
+    else body.append(window.Madoguchi.markdown(entry.text));
+    item.append(body);
+    if (entry.buttons) item.append(choices(entry));
+    ui.log.append(item);
+    if (remember) {
+      state.transcript.push(entry);
+      saveState();
+    }
+    return item;
+  }
+
+  function removeMessage(item, entry) {
+    item.remove();
+    const index = state.transcript.indexOf(entry);
+    if (index !== -1) state.transcript.splice(index, 1);
+    saveState();
+  }
+
+  // Clarify and feedback choices. A click sends the payload, shown as its title; the
+  // group is then disabled so the same choice cannot be sent twice.
+  function choices(entry) {
+    const group = el("div", "choices");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "選択肢");
+    for (const choice of entry.buttons) {
+      const button = el("button", "choice", choice.title);
+      button.type = "button";
+      if (entry.chosen === choice.title) button.classList.add("chosen");
+      button.addEventListener("click", (event) => choose(event, entry, group, choice));
+      group.append(button);
+    }
+    if (entry.chosen) setChoicesDisabled(group, true);
+    return group;
+  }
+
+  function setChoicesDisabled(group, disabled) {
+    group.setAttribute("aria-disabled", String(disabled));
+    for (const button of group.querySelectorAll("button")) button.disabled = disabled;
+  }
+
+  async function choose(event, entry, group, choice) {
+    if (state.busy || entry.chosen) return;
+    const byKeyboard = event.detail === 0; // Enter/Space, not a pointer
+    entry.chosen = choice.title;
+    const button = event.currentTarget;
+    button.classList.add("chosen");
+    setChoicesDisabled(group, true);
+    // The focused button is now disabled; keyboard users continue in the text box.
+    if (byKeyboard) ui.input.focus();
+    const sent = await send(choice.payload, choice.title);
+    if (!sent && group.isConnected) {
+      entry.chosen = null;
+      button.classList.remove("chosen");
+      setChoicesDisabled(group, false);
+    }
+    saveState();
+  }
+
+  // Scroll so the new messages show: all of them if they fit, else from their start.
+  function reveal(first, last) {
+    const log = ui.log;
+    if (log.scrollHeight > log.clientHeight + 1) {
+      // The log scrolls by itself (full-height layout; the log is position: relative).
+      const bottom = last.offsetTop + last.offsetHeight;
+      log.scrollTop = Math.min(first.offsetTop, bottom - log.clientHeight);
+    } else {
+      // The page scrolls: keep the form in view too when there is room.
+      const top = first.getBoundingClientRect().top + window.scrollY;
+      const bottom = ui.form.getBoundingClientRect().bottom + window.scrollY;
+      window.scrollTo(0, Math.max(0, Math.min(top, bottom - window.innerHeight)));
+    }
+  }
+
+  function setStatus(text) {
+    ui.status.textContent = text;
+  }
+
+  function showError(text) {
+    ui.error.textContent = text;
+  }
+
+  function setBusy(busy) {
+    state.busy = busy;
+    ui.send.setAttribute("aria-disabled", String(busy));
+  }
+
+  // The banner while a person has (or is about to take) the conversation.
+  function setPaused(paused) {
+    state.paused = paused;
+    ui.handoff.hidden = !paused;
+    if (paused) schedulePoll();
+    else stopPolling();
+  }
+
+  // ---------------------------------------------------------------- send
+
+  class ChatError extends Error {}
+
+  // Which page of the city website the resident is on (for the staff who may take over).
+  function currentPage() {
+    const page = embedded ? document.referrer : location.href;
+    return page.slice(0, PAGE_MAX);
+  }
+
+  // POST /api/chat; the reply, or a ChatError with a message for the resident.
+  async function postChat(message) {
+    const body = { message, page: currentPage() };
+    if (state.sessionId) body.session_id = state.sessionId;
+    let response;
     try {
-      const response = await fetch("/api/chat", {
+      response = await fetch("/api/chat", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(
-          Object.assign({ message, page: document.referrer || location.href },
-            sessionId ? { session_id: sessionId } : {})),
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify(body),
       });
-      const data = await response.json();
-      if (!response.ok) {
-        const detail = typeof data.detail === "string" ? data.detail : "入力内容を確認してください。";
-        add("assistant", detail);
-        return;
-      }
-      sessionId = data.session_id;
-      sessionStorage.setItem("madoguchi-session", sessionId);
-      for (const reply of data.replies) add("assistant", reply.text, reply.buttons);
-      if (data.decision === "handoff") {
-        status.textContent = "担当の職員に引き継ぎました。職員からの返事はこの画面に表示されます。";
-        startPolling();
-      } else status.textContent = "";
     } catch (error) {
-      add("assistant", "通信できませんでした。時間をおいてもう一度お試しください。");
-      status.textContent = "";
+      throw new ChatError(TEXT.offline);
     }
+    const data = await response.json().catch(() => null);
+    if (response.ok && data && Array.isArray(data.replies)) return data;
+    throw new ChatError(errorText(response.status, data && data.detail));
   }
 
-  // While a person has the conversation, their replies arrive without reloading.
-  async function poll() {
-    if (!sessionId) return;
+  function errorText(status, detail) {
+    const sentence = typeof detail === "string" && detail ? detail : null;
+    if (status === 429) return sentence || TEXT.tooMany;
+    if (status === 503) return sentence || TEXT.preparing;
+    if (status === 422) return TEXT.invalid;
+    if (status >= 400 && status < 500 && sentence) return sentence;
+    return TEXT.failed;
+  }
+
+  // Sends one message (typed, or a choice's payload shown as its title). True if the
+  // server took it; on failure the resident's bubble is taken back and the error shown.
+  async function send(message, shown) {
+    if (state.busy) return false;
+    const conversation = state.conversation;
+    setBusy(true);
+    setStatus(TEXT.working);
+    showError("");
+    const mine = { role: "resident", text: shown || message };
+    const mineItem = addMessage(mine);
+    reveal(mineItem, mineItem);
+    let sent = false;
+    let outcome = "";
     try {
-      const response = await fetch(
-        "/api/chat/" + encodeURIComponent(sessionId) + "/messages?after=" + lastMessageId);
-      if (!response.ok) return;
-      const data = await response.json();
-      for (const message of data.messages) {
-        add(message.role, message.text);
-        lastMessageId = message.id;
-        sessionStorage.setItem("madoguchi-last-message", String(lastMessageId));
-      }
-      if (data.paused) startPolling();
-      else if (polling) {
-        clearInterval(polling);
-        polling = null;
-        status.textContent = "";
+      const data = await postChat(message);
+      sent = true;
+      if (conversation === state.conversation) {
+        adoptSession(data.session_id);
+        outcome = showReplies(data);
       }
     } catch (error) {
-      // Network trouble: try again on the next tick.
+      if (conversation === state.conversation) {
+        removeMessage(mineItem, mine);
+        showError(error instanceof ChatError ? error.message : TEXT.failed);
+      }
     }
+    setBusy(false);
+    // After "new conversation", the status says so; leave it.
+    if (conversation === state.conversation) setStatus(outcome);
+    return sent;
   }
 
-  function startPolling() {
-    if (!polling) polling = setInterval(poll, 3000);
+  // Shows the assistant's replies; returns what the status line should say.
+  function showReplies(data) {
+    const items = data.replies
+      .filter((reply) => reply && typeof reply.text === "string")
+      .map((reply) => addMessage(
+        { role: "assistant", text: reply.text, buttons: validButtons(reply.buttons) }));
+    if (items.length) reveal(items[0], items[items.length - 1]);
+    if (data.decision !== "handoff") return "";
+    state.handoffs += 1;
+    setPaused(true);
+    // No replies: a person already has the conversation, and the message went to them.
+    return items.length ? "" : TEXT.forwarded;
   }
 
-  if (sessionId) poll();
+  // ---------------------------------------------------------------- poll
 
-  form.addEventListener("submit", (event) => {
+  // Messages from staff (and notices) since the last one shown; whether a person still
+  // has the conversation.
+  async function poll() {
+    state.pollTimer = null;
+    // One poll at a time; the one on its way schedules the next.
+    if (state.polling || !state.sessionId) return;
+    state.polling = true;
+    const conversation = state.conversation;
+    const sessionId = state.sessionId;
+    const handoffs = state.handoffs;
+    let paused = state.paused;
+    try {
+      for (let page = 0; page < POLL_PAGES; page += 1) {
+        const url = "/api/chat/" + encodeURIComponent(sessionId) + "/messages?after=" +
+          state.lastMessageId;
+        const response = await fetch(url, { headers: { Accept: "application/json" } });
+        if (!response.ok) break; // try again on the next tick, if still paused
+        const data = await response.json();
+        if (conversation !== state.conversation) break;
+        showPolled(data.messages || []);
+        paused = Boolean(data.paused);
+        if (!data.messages || data.messages.length < 100) break;
+      }
+    } catch (error) {
+      // Network trouble: try again on the next tick, if still paused.
+    } finally {
+      state.polling = false;
+    }
+    if (conversation !== state.conversation) {
+      // "New conversation" meanwhile: this answer is about the old one. A poll the new
+      // conversation wanted meanwhile was skipped (one at a time), so schedule it.
+      if (state.paused) schedulePoll();
+      return;
+    }
+    // A handoff that arrived while this poll was on its way is newer than its answer.
+    setPaused(paused || handoffs !== state.handoffs);
+  }
+
+  function showPolled(messages) {
+    const items = [];
+    for (const message of messages) {
+      if ((message.role === "staff" || message.role === "system") &&
+          typeof message.text === "string") {
+        items.push(addMessage({ role: message.role, text: message.text }));
+      }
+      state.lastMessageId = Math.max(state.lastMessageId, Number(message.id) || 0);
+    }
+    saveState();
+    if (items.length) reveal(items[0], items[items.length - 1]);
+  }
+
+  function schedulePoll() {
+    if (!state.pollTimer) state.pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  function stopPolling() {
+    clearTimeout(state.pollTimer);
+    state.pollTimer = null;
+  }
+
+  // ---------------------------------------------------------------- conversation
+
+  function restore() {
+    loadState();
+    for (const entry of state.transcript) addMessage(entry, false);
+    const items = ui.log.children;
+    if (items.length) reveal(items[items.length - 1], items[items.length - 1]);
+    if (state.sessionId) poll(); // a person may have the conversation, or have replied
+  }
+
+  function restart() {
+    state.conversation += 1;
+    state.sessionId = null;
+    state.lastMessageId = 0;
+    state.transcript = [];
+    saveState();
+    setPaused(false);
+    ui.log.replaceChildren();
+    showError("");
+    setStatus(TEXT.restarted);
+    ui.input.focus();
+  }
+
+  // Control characters (other than line breaks and tabs) are refused by the server; a
+  // paste can carry them invisibly.
+  function cleanInput(text) {
+    return text.replace(/[\u0000-\u0008\u000b-\u001f]/g, "").trim();
+  }
+
+  async function submitTyped() {
+    const typed = ui.input.value;
+    const message = cleanInput(typed);
+    if (!message || state.busy) return;
+    ui.input.value = "";
+    ui.input.focus();
+    const sent = await send(message);
+    // Give the text back unless the resident has started typing something else.
+    if (!sent && ui.input.value === "") ui.input.value = typed;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  ui.form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const message = input.value.trim();
-    if (!message) return;
-    input.value = "";
-    send(message);
-    input.focus();
+    submitTyped();
   });
-  input.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-      event.preventDefault();
-      form.requestSubmit();
+
+  ui.input.addEventListener("keydown", (event) => {
+    // Enter while an input method is composing confirms the conversion: never send then.
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
+      return;
     }
+    event.preventDefault();
+    submitTyped();
   });
+
+  ui.restart.addEventListener("click", restart);
+
+  if (embedded) {
+    // Inside the widget: Esc closes the panel, and the widget may ask for the focus on
+    // opening. Events in this frame do not reach the city page, hence the messages.
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && !event.isComposing && window.parent !== window) {
+        window.parent.postMessage({ madoguchi: "close" }, "*");
+      }
+    });
+    window.addEventListener("message", (event) => {
+      if (event.source === window.parent && event.data && event.data.madoguchi === "focus") {
+        ui.input.focus();
+      }
+    });
+  }
+
+  restore();
 })();

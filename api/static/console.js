@@ -1,0 +1,142 @@
+// Shared by the staff and editor consoles: who is logged in, API calls with the CSRF
+// header, error messages in Japanese, small DOM helpers. Text is only ever inserted as
+// text (textContent / text nodes), never as HTML.
+(function () {
+  "use strict";
+  let me = null;
+
+  class ApiError extends Error {
+    constructor(status, detail) {
+      super(typeof detail === "string" ? detail : "入力内容を確認してください。");
+      this.status = status;
+      this.detail = detail; // a string, or a list of field problems
+    }
+  }
+
+  // Who is logged in; goes to the login page if nobody is, and says so if the role is
+  // too small for this page.
+  async function requireLogin(role) {
+    const response = await fetch("/api/auth/me", { credentials: "same-origin" });
+    if (response.status === 401) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new ApiError(401, "ログインしてください。");
+    }
+    me = await response.json();
+    const rank = { staff: 1, editor: 2, admin: 3 };
+    if (role && !(rank[me.role] >= rank[role])) {
+      throw new ApiError(403, "このページを使う権限がありません。");
+    }
+    return me;
+  }
+
+  async function api(method, url, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method !== "GET" && me) headers["X-CSRF-Token"] = me.csrf_token;
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        credentials: "same-origin",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new ApiError(0, "サーバーに接続できませんでした。通信環境を確認してください。");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    if (response.status === 401) {
+      location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search);
+    }
+    if (!response.ok) {
+      const detail = data && data.detail !== undefined ? data.detail : response.statusText;
+      throw new ApiError(response.status, messageFor(response.status, detail));
+    }
+    return data;
+  }
+
+  function messageFor(status, detail) {
+    if (Array.isArray(detail)) return detail; // field problems: the page shows them by field
+    if (status === 403) return "この操作を行う権限がありません。（" + detail + "）";
+    if (status === 429) return "操作が多すぎます。しばらく待ってからもう一度お試しください。";
+    if (status >= 500) return "サーバーでエラーが起きました。時間をおいてもう一度お試しください。";
+    return String(detail);
+  }
+
+  // el("p", {className: "x"}, "text", child, ...): an element with text children.
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "dataset") Object.assign(node.dataset, value);
+      else if (key in node && !key.includes("-")) node[key] = value;
+      else node.setAttribute(key, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  // "3分", "1時間5分", "2日": how long something has waited.
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    if (s < 60) return s + "秒";
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + "分";
+    const h = Math.floor(m / 60);
+    if (h < 24) return h + "時間" + (m % 60 ? (m % 60) + "分" : "");
+    return Math.floor(h / 24) + "日";
+  }
+
+  // ISO time → "11月27日 14:05" in Japan time.
+  function when(iso) {
+    if (!iso) return "";
+    const date = new Date(typeof iso === "number" ? iso * 1000 : iso);
+    if (Number.isNaN(date.getTime())) return String(iso);
+    return date.toLocaleString("ja-JP", {
+      timeZone: "Asia/Tokyo",
+      month: "long",
+      day: "numeric",
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  async function logout() {
+    await api("POST", "/api/auth/logout");
+    location.href = "/login";
+  }
+
+  // The header's "user (role) / log out" part, in an element with id "who".
+  function showUser(user) {
+    const who = document.getElementById("who");
+    if (!who) return;
+    const roleName = { staff: "職員", editor: "編集者", admin: "管理者" }[user.role] || user.role;
+    who.replaceChildren(
+      el("span", {}, (user.display_name || user.name) + "（" + roleName + "）"),
+      " ",
+      el("button", { type: "button", className: "link", onclick: logout }, "ログアウト"),
+    );
+  }
+
+  window.Madoguchi = Object.assign(window.Madoguchi || {}, {
+    ApiError,
+    api,
+    el,
+    duration,
+    when,
+    logout,
+    requireLogin,
+    showUser,
+    user: () => me,
+  });
+})();

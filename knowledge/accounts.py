@@ -1,0 +1,394 @@
+"""Accounts for staff, editors and administrators: passwords, sessions, tokens, lockout.
+
+- Passwords are hashed with scrypt (memory-hard: 2^15 × 8 × 128 bytes = 32 MiB per hash),
+  a random salt per password; stored as ``scrypt$n$r$p$salt$hash`` so the cost can be
+  raised later without invalidating old hashes.
+- A login makes a random token (256 bits) that is given to the browser (cookie) or the
+  API client (bearer token); only its SHA-256 is stored, so a copy of the database does
+  not let anyone in. Cookie sessions also carry a CSRF token.
+- Failed logins are recorded; too many for one name or from one client in the window
+  refuse further attempts for a while (``LoginThrottled``), whatever the password.
+- Every change to accounts, and every login and logout, is in the audit log.
+
+Roles are ordered: an editor may do what staff may, an admin what an editor may.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from knowledge.model import KnowledgeError, text_problem
+from knowledge.store import now_iso, record_audit, write_transaction
+
+ROLES = ("staff", "editor", "admin")
+RANK = {role: rank for rank, role in enumerate(ROLES, start=1)}
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+
+SESSION_HOURS = 10  # a working day; then log in again
+TOKEN_MAX_S = 30 * 24 * 3600
+FAILURE_WINDOW_S = 15 * 60
+MAX_FAILURES_PER_NAME = 5
+MAX_FAILURES_PER_CLIENT = 20
+
+
+class AccountError(KnowledgeError):
+    """A request about accounts that cannot be done (bad name, weak password, ...)."""
+
+
+class LoginFailed(KnowledgeError):
+    """Wrong name or password, or a disabled account (not said which)."""
+
+
+class LoginThrottled(KnowledgeError):
+    def __init__(self, retry_after_s: int):
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed logins; try again in {retry_after_s} s")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    display_name: str = ""
+    created_at: str = ""
+    disabled: bool = False
+
+    def may(self, role: str) -> bool:
+        """True if this user's role includes ``role``."""
+        return RANK[self.role] >= RANK[role]
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str  # the secret given to the browser or client; not stored
+    user: User
+    kind: str
+    csrf_token: str
+    expires_at: str
+
+
+# -- passwords ------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=SCRYPT_MAXMEM,
+        dklen=32,
+    )
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(
+            password.encode("utf-8", "surrogateescape"),
+            salt=_unb64(salt),
+            n=int(n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT_MAXMEM,
+            dklen=len(_unb64(digest)),
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(computed, _unb64(digest))
+
+
+# A hash of nothing: checking a password for an unknown name costs the same as for a
+# known one, so response times do not tell which names exist.
+_DUMMY_HASH = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+    return _DUMMY_HASH
+
+
+def password_problem(password: str) -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"the password must be at least {MIN_PASSWORD} characters"
+    if len(password) > MAX_PASSWORD:
+        return f"the password must be at most {MAX_PASSWORD} characters"
+    if password.strip() != password or text_problem(password):
+        return "the password must not start or end with spaces or contain control characters"
+    return None
+
+
+# -- users ----------------------------------------------------------------------------
+
+
+def _user(row: dict) -> User:
+    return User(
+        name=row["name"],
+        role=row["role"],
+        display_name=row["display_name"] or "",
+        created_at=row["created_at"],
+        disabled=bool(row["disabled_at"]),
+    )
+
+
+def add_user(
+    db: sqlite_utils.Database,
+    name: str,
+    role: str,
+    password: str,
+    *,
+    display_name: str = "",
+    actor: str = "cli:operator",
+) -> User:
+    if not NAME_PATTERN.fullmatch(name):
+        raise AccountError(
+            "the user name must be 1-64 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    if (problem := password_problem(password)) is not None:
+        raise AccountError(problem)
+    if len(display_name) > 100 or (display_name and text_problem(display_name)):
+        raise AccountError("the display name must be at most 100 characters of plain text")
+    password_hash = hash_password(password)  # slow: outside the write lock
+    with write_transaction(db):
+        if db["users"].count_where("name = ?", [name]):
+            raise AccountError(f"a user named {name!r} already exists")
+        stamp = now_iso()
+        db["users"].insert(
+            {
+                "name": name,
+                "role": role,
+                "display_name": display_name,
+                "password_hash": password_hash,
+                "created_at": stamp,
+                "password_changed_at": stamp,
+                "disabled_at": None,
+            }
+        )
+        record_audit(
+            db,
+            actor=actor,
+            action="user_add",
+            entry_id=None,
+            revision=None,
+            detail={"user": name, "role": role},
+        )
+    return get_user(db, name)
+
+
+def get_user(db: sqlite_utils.Database, name: str) -> User:
+    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    if not rows:
+        raise AccountError(f"no user named {name!r}")
+    return _user(rows[0])
+
+
+def list_users(db: sqlite_utils.Database) -> list[User]:
+    return [_user(row) for row in db.query("SELECT * FROM users ORDER BY name")]
+
+
+def set_password(
+    db: sqlite_utils.Database, name: str, password: str, *, actor: str = "cli:operator"
+) -> None:
+    """A new password; every session and token of the user ends."""
+    if (problem := password_problem(password)) is not None:
+        raise AccountError(problem)
+    password_hash = hash_password(password)
+    with write_transaction(db):
+        get_user(db, name)
+        db["users"].update(name, {"password_hash": password_hash, "password_changed_at": now_iso()})
+        db.execute("DELETE FROM auth_sessions WHERE user = ?", [name])
+        record_audit(
+            db,
+            actor=actor,
+            action="user_password",
+            entry_id=None,
+            revision=None,
+            detail={"user": name},
+        )
+
+
+def set_role(db: sqlite_utils.Database, name: str, role: str, *, actor: str = "cli:operator"):
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    with write_transaction(db):
+        before = get_user(db, name)
+        db["users"].update(name, {"role": role})
+        record_audit(
+            db,
+            actor=actor,
+            action="user_role",
+            entry_id=None,
+            revision=None,
+            detail={"user": name, "from": before.role, "to": role},
+        )
+
+
+def set_disabled(
+    db: sqlite_utils.Database, name: str, disabled: bool, *, actor: str = "cli:operator"
+) -> None:
+    """Disable (every session and token ends at once) or enable an account."""
+    with write_transaction(db):
+        get_user(db, name)
+        db["users"].update(name, {"disabled_at": now_iso() if disabled else None})
+        if disabled:
+            db.execute("DELETE FROM auth_sessions WHERE user = ?", [name])
+        record_audit(
+            db,
+            actor=actor,
+            action="user_disable" if disabled else "user_enable",
+            entry_id=None,
+            revision=None,
+            detail={"user": name},
+        )
+
+
+# -- logging in -----------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _since(seconds: int) -> str:
+    moment = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds)
+    return moment.isoformat(timespec="seconds")
+
+
+def throttled_for(db: sqlite_utils.Database, name: str, client: str) -> int:
+    """Seconds until a login for ``name`` from ``client`` may be tried again (0: now)."""
+    since = _since(FAILURE_WINDOW_S)
+    waits = []
+    for column, value, limit in (
+        ("name", name, MAX_FAILURES_PER_NAME),
+        ("client", client, MAX_FAILURES_PER_CLIENT),
+    ):
+        rows = db.execute(
+            f"SELECT at FROM login_failures WHERE {column} = ? AND at > ? ORDER BY at DESC "
+            f"LIMIT 1 OFFSET ?",
+            [value, since, limit - 1],
+        ).fetchall()
+        if rows:  # the limit-th most recent failure is inside the window
+            oldest = dt.datetime.fromisoformat(rows[0][0])
+            free = oldest + dt.timedelta(seconds=FAILURE_WINDOW_S)
+            waits.append(int((free - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1)
+    return max([0, *waits])
+
+
+def log_in(
+    db: sqlite_utils.Database,
+    name: str,
+    password: str,
+    *,
+    client: str,
+    kind: str = "cookie",
+    lifetime_s: int | None = None,
+) -> Session:
+    """Check the password and open a session (``kind`` "cookie") or issue a bearer token
+    (``kind`` "token", valid ``lifetime_s``). Raises LoginThrottled or LoginFailed."""
+    name = name[:64]
+    wait = throttled_for(db, name, client)
+    if wait:
+        raise LoginThrottled(wait)
+    rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
+    row = rows[0] if rows else None
+    good = verify_password(password[:MAX_PASSWORD], row["password_hash"] if row else _dummy_hash())
+    if not good or row is None or row["disabled_at"]:
+        with write_transaction(db):
+            db["login_failures"].insert({"name": name, "client": client, "at": now_iso()})
+            db.execute("DELETE FROM login_failures WHERE at < ?", [_since(FAILURE_WINDOW_S)])
+            record_audit(
+                db,
+                actor=name if row else "anonymous",
+                action="login_failed",
+                entry_id=None,
+                revision=None,
+                detail={"client": client},
+            )
+        raise LoginFailed("wrong user name or password")
+    seconds = SESSION_HOURS * 3600 if lifetime_s is None else max(60, min(lifetime_s, TOKEN_MAX_S))
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32) if kind == "cookie" else ""
+    expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).isoformat(
+        timespec="seconds"
+    )
+    with write_transaction(db):
+        db.execute("DELETE FROM auth_sessions WHERE expires_at < ?", [now_iso()])
+        db["auth_sessions"].insert(
+            {
+                "token_hash": _token_hash(token),
+                "user": name,
+                "kind": kind,
+                "csrf_token": csrf,
+                "created_at": now_iso(),
+                "expires_at": expires,
+            }
+        )
+        record_audit(
+            db,
+            actor=name,
+            action="login" if kind == "cookie" else "token_issued",
+            entry_id=None,
+            revision=None,
+            detail={"client": client, "expires_at": expires},
+        )
+    return Session(token, _user(row), kind, csrf, expires)
+
+
+def session_for(db: sqlite_utils.Database, token: str, kind: str) -> Session | None:
+    """The live session or token with this secret, or None (unknown, expired, disabled)."""
+    if not token or len(token) > 200:
+        return None
+    rows = list(
+        db.query(
+            "SELECT s.*, u.name, u.role, u.display_name, u.created_at AS user_created, "
+            "u.disabled_at FROM auth_sessions s JOIN users u ON u.name = s.user "
+            "WHERE s.token_hash = ? AND s.kind = ? AND s.expires_at > ?",
+            [_token_hash(token), kind, now_iso()],
+        )
+    )
+    if not rows or rows[0]["disabled_at"]:
+        return None
+    row = rows[0]
+    user = User(row["name"], row["role"], row["display_name"] or "", row["user_created"])
+    return Session(token, user, kind, row["csrf_token"] or "", row["expires_at"])
+
+
+def log_out(db: sqlite_utils.Database, token: str) -> None:
+    with write_transaction(db):
+        rows = list(
+            db.query("SELECT user FROM auth_sessions WHERE token_hash = ?", [_token_hash(token)])
+        )
+        db.execute("DELETE FROM auth_sessions WHERE token_hash = ?", [_token_hash(token)])
+        if rows:
+            record_audit(db, actor=rows[0]["user"], action="logout", entry_id=None, revision=None)
