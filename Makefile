@@ -30,7 +30,11 @@ NLU_REPORT := $(MADOGUCHI_HOME)/rasa/reports/nlu/intent_report.json
 RASA_DATA := --config training_data/config.yml --domain training_data/domain.yml \
 	--data training_data/nlu training_data/rules
 
-.PHONY: help setup run test lint index nlu-report clean-data
+# Browser tests drive Debian's chromium (Playwright's own browser downloads are not
+# used); Japanese fonts so that pages and screenshots show Japanese text.
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
+.PHONY: help setup run test lint index nlu-report clean-data browser
 
 help:
 	@echo "make run    - set up what is missing, then start Rasa, the actions and the API"
@@ -77,6 +81,14 @@ $(NLU_REPORT): $(TRAINING_INPUTS) tests/rasa_env/cross_validate.py | $(RASA_STAM
 
 nlu-report: $(NLU_REPORT)
 
+browser:
+	@if ! command -v chromium >/dev/null || ! fc-list :lang=ja 2>/dev/null | grep -q .; then \
+		echo "installing Debian's chromium and Japanese fonts for the browser tests"; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			chromium fonts-noto-cjk fontconfig; \
+	fi
+
 setup: $(APP_STAMP) $(RASA_STAMP) index $(RASA_MODEL)
 
 run: setup
@@ -86,7 +98,7 @@ lint: $(APP_STAMP)
 	$(VENV)/bin/ruff check assistant knowledge api tests
 	$(VENV)/bin/ruff format --check assistant knowledge api tests
 
-test: setup lint $(NLU_REPORT)
+test: setup lint browser $(NLU_REPORT)
 	$(RASA_VENV)/bin/rasa data validate $(RASA_DATA)
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider tests/rasa_env
 	$(VENV)/bin/python -m pytest tests --ignore=tests/rasa_env

@@ -62,3 +62,12 @@ def staff_console() -> FileResponse:
 @router.get("/editor", include_in_schema=False)
 def editor_console() -> FileResponse:
     return _page("editor.html")
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> FileResponse:
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )

@@ -1,0 +1,478 @@
+"""The pages in a real browser: Debian's chromium driven by Playwright, against the whole
+stack (real Rasa, action server, API, SQLite) started as ``make run`` starts it.
+
+Residents, staff and editors each use their own browser context (their own cookies).
+Screenshots of every page go to ``test-artifacts/screenshots/`` (git-ignored); a
+console error or an uncaught exception on any page fails the test that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from assistant.config import PROJECT_ROOT
+from tests.conftest import PASSWORD, account, bearer, running_stack
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+SHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # This machine reaches no Google service: without these, chromium keeps trying.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# The browser logs every API answer of 4xx (401 before logging in, 422 for a form with
+# errors, 404 for a free entry id): the pages expect those. A missing page asset is not.
+API_REFUSAL = re.compile(r"status of 4\d\d ")
+NONE_OF_THESE = "どれにも当てはまらない"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser") / "home"
+    with running_stack(home) as (settings, client, _):
+        account(settings, "sato", "staff")
+        account(settings, "suzuki", "editor")
+        account(settings, "tanaka", "editor")
+        yield settings, client
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = shutil.which("chromium") or "/usr/bin/chromium"
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def base(stack) -> str:
+    return str(stack[1].base_url).rstrip("/")
+
+
+class Console:
+    """Errors a page logged or threw; checked at the end of each test."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def watch(self, page, label: str) -> None:
+        def message(entry) -> None:
+            url = (entry.location or {}).get("url", "")
+            expected = "/api/" in url and API_REFUSAL.search(entry.text)
+            if entry.type == "error" and not expected:
+                self.problems.append(f"{label}: console error: {entry.text}")
+
+        page.on("console", message)
+        page.on("pageerror", lambda error: self.problems.append(f"{label}: {error}"))
+
+
+@pytest.fixture
+def console() -> Iterator[Console]:
+    watcher = Console()
+    yield watcher
+    assert watcher.problems == []
+
+
+@contextmanager
+def person(browser, console: Console, label: str, **options):
+    """One person's browser (own cookies), Japanese, in Japan's time zone."""
+    context = browser.new_context(
+        locale="ja-JP",
+        timezone_id="Asia/Tokyo",
+        viewport=options.pop("viewport", {"width": 1280, "height": 900}),
+        **options,
+    )
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    console.watch(page, label)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page, name: str, full_page: bool = False) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
+
+
+def log_in(page, base: str, name: str, to: str) -> None:
+    page.goto(f"{base}{to}")
+    page.wait_for_url(re.compile(r"/login"))
+    page.fill("#name", name)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(re.compile(re.escape(to) + r"$"))
+
+
+def until(page, script: str, timeout_s: float = 20.0) -> None:
+    """Wait until ``script`` is true in the page. (Playwright's wait_for_function
+    evaluates strings with eval, which the pages' Content-Security-Policy forbids.)"""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(script):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {script}")
+        time.sleep(0.1)
+
+
+class Replies:
+    """The assistant's messages that answered one question."""
+
+    def __init__(self, page, start: int):
+        messages = page.locator("#log li.msg.assistant")
+        self.first = messages.nth(start)
+        self.text = "\n".join(messages.all_inner_texts()[start:])
+
+
+def ask(page, question: str) -> Replies:
+    """Type a question and send it with Enter, as a resident does."""
+    before = page.locator("#log li.msg.assistant").count()
+    page.fill("#message", question)
+    page.press("#message", "Enter")
+    until(page, f"document.querySelectorAll('#log li.msg.assistant').length > {before}")
+    return Replies(page, before)
+
+
+def visible_lines(markdown: str) -> list[str]:
+    """The lines of an answer as the page shows them (list markers become bullets)."""
+    lines = []
+    for line in markdown.splitlines():
+        line = re.sub(r"^\s*(?:[-*]|\d+\.)\s+", "", line).strip()
+        line = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line).replace("**", "")
+        if line:
+            lines.append(line)
+    return lines
+
+
+def staff_answer(stack, question: str) -> dict:
+    settings, client = stack
+    response = client.get(
+        "/api/answers", params={"q": question}, headers=bearer(settings, "sato", "staff")
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def test_a_resident_asks_and_gets_the_same_answer_staff_see(stack, base, browser, console):
+    question = "粗大ごみを出したい"
+    expected = staff_answer(stack, question)
+    assert expected["decision"] == "answer"
+    entry = expected["results"][0]
+    with person(browser, console, "resident") as page:
+        page.goto(base + "/")
+        assert page.locator("#privacy-note").is_visible()
+        ask(page, question)
+        shown = page.locator("#log li.msg.assistant").first.inner_text()
+        for line in visible_lines(entry["answer"]):
+            assert line in shown
+        # Feedback buttons come with the answer.
+        assert page.get_by_role("button", name="解決した").is_visible()
+        shot(page, "chat")
+
+    # Staff: the same entry and byte-identical text, copied with the copy button.
+    with person(
+        browser, console, "staff", permissions=["clipboard-read", "clipboard-write"]
+    ) as staff:
+        log_in(staff, base, "sato", "/staff")
+        staff.fill("#q", question)
+        first = staff.locator("#results article.result").first
+        first.wait_for()
+        assert first.get_attribute("data-entry-id") == entry["entry_id"]
+        until(
+            staff, "document.querySelector('#summary').textContent.includes('この回答を返します')"
+        )
+        first.locator("button.copy").click()
+        until(
+            staff,
+            "document.querySelector('#results article.result .copy-status')"
+            ".textContent.includes('コピーしました')",
+        )
+        assert staff.evaluate("navigator.clipboard.readText()") == entry["answer"]
+        shot(staff, "staff-lookup")
+
+
+def test_an_unknown_question_goes_to_staff_who_reply_into_the_chat(stack, base, browser, console):
+    tries = ["飼い犬が死んだときの届け出は？", "犬の死亡届を出したいです", "犬が亡くなりました"]
+    reply_text = (
+        "お問い合わせありがとうございます。犬の死亡届は、死亡した日から30日以内に届け出てください。"
+    )
+    with (
+        person(browser, console, "resident") as resident,
+        person(browser, console, "staff") as staff,
+    ):
+        resident.goto(base + "/")
+        for question in tries:  # until the assistant hands over
+            ask(resident, question)
+            offered = resident.locator("#log .choices button:enabled", has_text=NONE_OF_THESE)
+            if offered.count():
+                count = resident.locator("#log li.msg").count()
+                offered.last.click()
+                until(resident, f"document.querySelectorAll('#log li.msg').length > {count + 1}")
+            if resident.locator("#handoff-state").is_visible():
+                break
+        resident.locator("#handoff-state").wait_for(state="visible")
+        shot(resident, "chat-handoff")
+
+        log_in(staff, base, "sato", "/staff")
+        staff.click("#inbox-views button[data-view='new']")
+        ticket = staff.locator("#tickets li", has_text=tries[0]).first
+        ticket.locator("button.open-ticket").click()
+        staff.locator("#ticket").wait_for(state="visible")
+        assert tries[0] in staff.locator("#transcript").inner_text()
+        staff.click("#claim")
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('sato')")
+        staff.fill("#reply-text", reply_text)
+        staff.click("#reply-send")
+        until(
+            staff,
+            f"document.querySelector('#transcript').textContent.includes({json.dumps(reply_text)})",
+        )
+        shot(staff, "staff-ticket")
+
+        # Without reloading, the resident sees the reply (the page polls).
+        resident.locator("#log li.msg.staff", has_text=reply_text).wait_for(timeout=15_000)
+        shot(resident, "chat-staff-reply")
+
+        staff.fill("#resolve-note", "死亡届の期限と窓口を案内した。")
+        staff.click("#resolve")
+        resident.locator("#handoff-state").wait_for(state="hidden", timeout=15_000)
+
+
+def test_an_editor_publishes_a_changed_answer_and_residents_get_it_at_once(
+    stack, base, browser, console
+):
+    question = "引っ越しで住所が変わったら何をすればいいですか"
+    before = staff_answer(stack, question)
+    assert before["decision"] == "answer"
+    entry_id = before["results"][0]["entry_id"]
+    added = "【お知らせ】12月28日から1月3日までは窓口での受付を休止します。"
+    with person(browser, console, "suzuki") as writer:
+        log_in(writer, base, "suzuki", "/editor")
+        writer.locator("#entries").wait_for()
+        shot(writer, "editor-list")
+        writer.goto(f"{base}/editor#entry={entry_id}")
+        writer.locator("#f-answer").wait_for()
+        until(writer, "document.querySelector('#f-answer').value.length > 0")
+        answer = writer.input_value("#f-answer")
+        writer.fill("#f-answer", answer + "\n\n" + added)
+        writer.fill("#preview-questions", question)
+        writer.click("#preview-run")
+        writer.locator("#preview-results", has_text=added).wait_for()
+        shot(writer, "editor-preview", full_page=True)
+        writer.click("#save-draft")
+        until(writer, "document.querySelector('#entry-status').textContent.includes('下書き')")
+        writer.click("#submit-review")
+        until(writer, "document.querySelector('#entry-status').textContent.includes('確認待ち')")
+        # History shows the change as an inserted line.
+        writer.locator("#history ins", has_text=added).first.wait_for()
+    with person(browser, console, "tanaka") as reviewer:
+        log_in(reviewer, base, "tanaka", "/editor")
+        reviewer.goto(f"{base}/editor#entry={entry_id}")
+        reviewer.locator("#approve:enabled").wait_for()
+        reviewer.click("#approve")
+        until(reviewer, "document.querySelector('#entry-status').textContent.includes('公開中')")
+        shot(reviewer, "editor-entry")
+    with person(browser, console, "resident") as resident:
+        resident.goto(base + "/")
+        assert added in ask(resident, question).text
+    after = staff_answer(stack, question)["results"][0]
+    assert after["entry_id"] == entry_id and after["answer"].endswith(added)
+
+
+def test_the_chat_works_with_the_keyboard_alone(stack, base, browser, console):
+    with person(browser, console, "keyboard") as page:
+        page.goto(base + "/")
+        seen = []
+        for _ in range(8):  # the question box is among the first stops
+            page.keyboard.press("Tab")
+            seen.append(
+                page.evaluate("document.activeElement.id || document.activeElement.tagName")
+            )
+            if seen[-1] == "message":
+                break
+        assert seen[-1] == "message", seen
+        page.keyboard.type("ペットの犬の登録はどうすればいい")
+        page.keyboard.press("Enter")
+        page.locator("#log li.msg.assistant").first.wait_for()
+        assert page.evaluate("document.activeElement.id") == "message"
+        choices = page.locator("#log .choices button")
+        choices.first.wait_for()
+        for _ in range(12):  # back from the question box to the choices
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate("document.activeElement.closest('.choices') !== null"):
+                break
+        assert page.evaluate("document.activeElement.closest('.choices') !== null")
+        # That is the last choice (「どれにも当てはまらない」); go on to the first one.
+        while page.evaluate("document.activeElement.previousElementSibling !== null"):
+            page.keyboard.press("Shift+Tab")
+        focused = page.evaluate("document.activeElement.textContent")
+        assert focused != NONE_OF_THESE
+        page.keyboard.press("Enter")
+        page.locator("#log li.msg.resident", has_text=focused).wait_for()
+        page.get_by_role("button", name="解決した").wait_for()
+        shot(page, "chat-keyboard")
+
+
+def test_script_in_a_chat_message_is_shown_as_text(stack, base, browser, console):
+    attack = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+    with (
+        person(browser, console, "resident") as resident,
+        person(browser, console, "staff") as staff,
+    ):
+        resident.goto(base + "/")
+        ask(resident, attack)
+        mine = resident.locator("#log li.msg.resident").first
+        assert attack in mine.inner_text()
+        assert resident.locator("#log img, #log script").count() == 0
+        ask(resident, "職員と話したい")  # so staff see it in a ticket too
+        resident.locator("#handoff-state").wait_for(state="visible")
+        assert resident.evaluate("window.__xss") is None
+
+        log_in(staff, base, "sato", "/staff")
+        staff.locator("#tickets li", has_text="<img").first.locator("button.open-ticket").click()
+        staff.locator("#transcript", has_text=attack).wait_for()
+        assert staff.locator("#transcript img, #transcript script").count() == 0
+        assert staff.evaluate("window.__xss") is None
+
+
+def test_script_in_an_entry_answer_is_refused_and_never_runs(stack, base, browser, console):
+    settings, _ = stack
+    with person(browser, console, "suzuki") as writer:
+        log_in(writer, base, "suzuki", "/editor")
+        writer.goto(f"{base}/editor#new")
+        writer.fill("#f-id", "xss-attempt")
+        writer.fill("#f-title", "スクリプトの試験")
+        writer.fill("#f-questions", "スクリプトの試験です")
+        writer.fill("#f-answer", "<script>window.__xss=1</script>こんにちは")
+        writer.click("#save-draft")
+        writer.locator("#err-answer", has_text="HTML").wait_for()
+        assert writer.evaluate("window.__xss") is None
+
+    # Even an answer that got into the database some other way (an old import, a hand
+    # edit) is only ever text on the page.
+    hostile = (
+        '<img src=x onerror="window.__xss=3">危険な回答の試験です。\n\n'
+        "- [ここを押す](javascript:window.__xss=4)\n"
+        '- <a href="javascript:window.__xss=5">リンク</a>'
+    )
+    with sqlite3.connect(settings.database_path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(revisions)")]
+        row = {name: "" for name in columns} | {
+            "entry_id": "xss-stored",
+            "revision": 1,
+            "title": "保存された危険な回答の試験",
+            "questions": json.dumps(["保存された危険な回答の試験を見せて"], ensure_ascii=False),
+            "answer": hostile,
+            "documents": "[]",
+            "tags": "[]",
+            "valid_from": None,
+            "valid_until": None,
+            "status": "published",
+            "author": "test",
+            "created_at": "2026-01-01T00:00:00+00:00",
+        }
+        conn.execute(
+            f"INSERT INTO revisions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+        conn.execute(
+            "UPDATE kb_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'knowledge_revision'"
+        )
+    with person(browser, console, "resident") as resident:
+        resident.goto(base + "/")
+        reply = ask(resident, "保存された危険な回答の試験を見せて").first
+        assert "<img" in reply.inner_text() and "<a href" in reply.inner_text()
+        links = reply.locator("a")
+        for i in range(links.count()):
+            assert not links.nth(i).get_attribute("href").lower().startswith("javascript")
+        reply.get_by_text("ここを押す").click()
+        assert resident.locator("#log img").count() == 0
+        assert resident.evaluate("window.__xss") is None
+        shot(resident, "chat-xss")
+
+
+def test_the_widget_opens_the_chat_on_a_city_page(stack, base, browser, console):
+    with person(browser, console, "city-page") as page:
+        page.goto(base + "/static/widget-demo.html")
+        launcher = page.locator("button.madoguchi-launcher")
+        launcher.focus()
+        page.keyboard.press("Enter")
+        panel = page.locator("#madoguchi-panel")
+        panel.wait_for(state="visible")
+        chat = page.frame_locator("iframe.madoguchi-frame")
+        chat.locator("#message").fill("児童手当の申請はどうすればいいですか")
+        chat.locator("#message").press("Enter")
+        chat.locator("#log li.msg.assistant").first.wait_for()
+        shot(page, "widget")
+        page.keyboard.press("Escape")
+        panel.wait_for(state="hidden")
+        assert page.evaluate("document.activeElement.classList.contains('madoguchi-launcher')")
+
+
+def test_pages_on_a_phone_and_at_200_percent_zoom(stack, base, browser, console):
+    # 200 % zoom of a 1280 px window is a 640 px wide layout viewport.
+    for name, size in (("phone", (390, 844)), ("zoom200", (640, 450))):
+        with person(browser, console, name, viewport={"width": size[0], "height": size[1]}) as page:
+            page.goto(base + "/")
+            ask(page, "住民票の写しが欲しい")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, f"{name}: the page scrolls sideways by {overflow} px"
+            shot(page, f"chat-{name}")
+            log_in(page, base, "sato", "/staff")
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, f"{name}: the staff console scrolls sideways by {overflow} px"
+            shot(page, f"staff-{name}")
+
+
+def test_login_and_unanswered_pages(stack, base, browser, console):
+    with person(browser, console, "editor") as page:
+        page.goto(base + "/login")
+        page.fill("#name", "suzuki")
+        page.fill("#password", "wrong password!")
+        page.click("#login-submit")
+        page.locator("#login-error", has_text="違います").wait_for()
+        shot(page, "login")
+        log_in(page, base, "suzuki", "/editor")
+        page.goto(base + "/editor#unanswered")
+        page.locator("#unanswered-groups li").first.wait_for()
+        shot(page, "editor-unanswered")
+        page.locator("#unanswered-groups .new-draft").first.click()
+        until(page, "location.hash === '#new'")
+        assert page.input_value("#f-questions").strip()
+
+
+def test_staff_cannot_open_the_editor(stack, base, browser, console):
+    with person(browser, console, "staff") as page:
+        log_in(page, base, "sato", "/staff")
+        page.goto(base + "/editor")
+        page.locator("#page-message").wait_for(state="visible")
+        assert "権限" in page.locator("#page-message").inner_text()
+        response = page.request.get(base + "/api/entries")
+        assert response.status == 403
+
+
+def test_screenshots_exist(stack):
+    """Run last: every page has its screenshot (the README's images come from here)."""
+    wanted = ["chat", "staff-lookup", "staff-ticket", "editor-list", "editor-preview", "widget"]
+    missing = [name for name in wanted if not (SHOTS / f"{name}.png").is_file()]
+    assert missing == []
