@@ -1403,7 +1403,6 @@ def test_every_route_answers_hostile_input_with_a_clear_4xx(client, fuzz_setting
             client.cookies.clear()  # a login's cookie must not ride on the next probe
             sent += 1
             problem = check(probe, response)
-            if shape.path.startswith('/api/auth/'): print('AUTH', shape.method, shape.path, probe.label[:40], response.status_code, (probe.body or b'')[:70])
             if problem:
                 failures.append(f"{probe.describe()}\n    -> {problem}")
     elapsed = time.perf_counter() - started

@@ -1,8 +1,10 @@
 """Load test against a running stack (`make run`): concurrent resident conversations
 plus staff lookups, over loopback only. Run by hand, not part of the test suite:
 
-    make run                                   # in one terminal
-    .venv/bin/python tests/benchmarks/load_test.py --conversations 50
+    echo "$PASSWORD" | .venv/bin/madoguchi user add load-staff --role staff
+    MADOGUCHI_CHAT_RATE_PER_CLIENT=100000 make run     # in one terminal: every
+                                                       # resident here is 127.0.0.1
+    MADOGUCHI_LOAD_PASSWORD="$PASSWORD" .venv/bin/python tests/benchmarks/load_test.py
 
 Phase 1: ``--conversations`` residents talk at once (a mix of answered questions,
 clarify-then-choose, follow-ups and handoffs), while ``--staff`` staff members look up
@@ -31,7 +33,6 @@ import random
 import statistics
 import sys
 import time
-import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ class Stats:
     errors: list[str] = field(default_factory=list)
     paths: dict[str, int] = field(default_factory=dict)
     think_range: tuple[float, float] = (0.0, 0.0)
+    staff: dict[str, str] = field(default_factory=dict)  # bearer header for lookups
     random: random.Random = field(default_factory=lambda: random.Random(7))
 
     def think(self) -> float:
@@ -73,15 +75,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def turn(client: httpx.AsyncClient, stats: Stats, session: str, message: str) -> dict:
+async def turn(client: httpx.AsyncClient, stats: Stats, session: dict, message: str) -> dict:
+    """One message; ``session`` carries the conversation id the server issued."""
     await asyncio.sleep(stats.think())
     started = time.perf_counter()
-    response = await client.post("/api/chat", json={"session_id": session, "message": message})
+    body = {"message": message} | ({"session_id": session["id"]} if session.get("id") else {})
+    response = await client.post("/api/chat", json=body)
     stats.add("chat", time.perf_counter() - started)
     if response.status_code != 200:
         stats.errors.append(f"chat {response.status_code}: {response.text[:200]}")
         return {}
     body = response.json()
+    session["id"] = body["session_id"]
     path = "engine" if body.get("degraded") else "rasa"
     stats.paths[path] = stats.paths.get(path, 0) + 1
     if not body["replies"] and not body.get("handoff_id"):
@@ -90,7 +95,7 @@ async def turn(client: httpx.AsyncClient, stats: Stats, session: str, message: s
 
 
 async def conversation(client: httpx.AsyncClient, stats: Stats, number: int) -> None:
-    session = f"load{uuid.uuid4().hex[:16]}"
+    session: dict = {}
     kind = number % 5
     if kind in (0, 1):  # a question, answered, then 「解決した」
         reply = await turn(client, stats, session, QUESTIONS[number % len(QUESTIONS)])
@@ -121,13 +126,17 @@ async def lookups(
         if stop.is_set():
             return
         started = time.perf_counter()
-        response = await client.get("/api/answers", params={"q": LOOKUPS[i % len(LOOKUPS)]})
+        response = await client.get(
+            "/api/answers", params={"q": LOOKUPS[i % len(LOOKUPS)]}, headers=stats.staff
+        )
         stats.add(kind, time.perf_counter() - started)
         if response.status_code != 200:
             stats.errors.append(f"lookup {response.status_code}")
 
 
-def plain_lookups(base_url: str, count: int, offset: int) -> tuple[list[float], list[str]]:
+def plain_lookups(
+    base_url: str, headers: dict, count: int, offset: int
+) -> tuple[list[float], list[str]]:
     """``count`` lookups one after another on one keep-alive connection."""
     url = urlparse(base_url)
     connection = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=30)
@@ -135,7 +144,7 @@ def plain_lookups(base_url: str, count: int, offset: int) -> tuple[list[float], 
     for i in range(count):
         query = urlencode({"q": LOOKUPS[(i + offset) % len(LOOKUPS)]})
         started = time.perf_counter()
-        connection.request("GET", f"/api/answers?{query}")
+        connection.request("GET", f"/api/answers?{query}", headers=headers)
         response = connection.getresponse()
         response.read()
         seconds.append(time.perf_counter() - started)
@@ -215,6 +224,12 @@ async def main(args: argparse.Namespace) -> dict:
     async with httpx.AsyncClient(base_url=args.base_url, timeout=30, limits=limits) as client:
         health = (await client.get("/api/health")).json()
         stats = Stats(think_range=tuple(args.think))
+        token = await client.post(
+            "/api/auth/token", json={"name": args.user, "password": args.password}
+        )
+        if token.status_code != 200:
+            sys.exit(f"error: logging in as {args.user!r}: {token.status_code} {token.text}")
+        stats.staff = {"Authorization": f"Bearer {token.json()['access_token']}"}
         stop = asyncio.Event()
         started = time.perf_counter()
         rounds = 0
@@ -249,7 +264,7 @@ async def main(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     with ProcessPoolExecutor(args.lookup_concurrency) as pool:
         jobs = [
-            pool.submit(plain_lookups, args.base_url, per_client, n)
+            pool.submit(plain_lookups, args.base_url, stats.staff, per_client, n)
             for n in range(args.lookup_concurrency)
         ]
         for job in jobs:
@@ -265,7 +280,7 @@ async def main(args: argparse.Namespace) -> dict:
     }
     result["cores"] = os.cpu_count()
     result["health_before"] = health["status"]
-    result["config"] = vars(args)
+    result["config"] = {k: v for k, v in vars(args).items() if k != "password"}
     return result
 
 
@@ -289,6 +304,12 @@ if __name__ == "__main__":
         default=[2.0, 6.0],
         metavar=("MIN", "MAX"),
         help="seconds a resident reads and types between messages (default 2-6)",
+    )
+    parser.add_argument("--user", default="load-staff", help="a staff account for lookups")
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("MADOGUCHI_LOAD_PASSWORD", ""),
+        help="its password (default: $MADOGUCHI_LOAD_PASSWORD)",
     )
     arguments = parser.parse_args()
     host = urlparse(arguments.base_url).hostname
