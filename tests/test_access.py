@@ -84,14 +84,16 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("GET", "/api/audit"): "admin",
 }
 
-# Plausible values for path parameters (ticket 1 is made by the `home` fixture).
+# Plausible values for path parameters (ticket 1 is made by the `settings` fixture) and
+# for required query parameters.
 PATH_VALUES = {"ticket_id": "1", "entry_id": "sodai-gomi", "revision": "1"}
+QUERY_VALUES = {"q": "粗大ごみを出したい"}
 
 # A valid body for every protected route that takes one, so that only auth can refuse it.
 VALID_BODIES: dict[tuple[str, str], dict] = {
     ("POST", "/api/tickets/{ticket_id}/reply"): {"text": "担当の鈴木です。確認します。"},
     ("POST", "/api/tickets/{ticket_id}/resolve"): {"note": "案内済み"},
-    ("POST", "/api/tickets/{ticket_id}/propose"): {},
+    ("POST", "/api/tickets/{ticket_id}/propose"): {"answer": "窓口でご案内した内容です。"},
     ("POST", "/api/entries"): {
         "id": "access-test-entry",
         "title": "アクセス確認用の項目",
@@ -158,12 +160,15 @@ def protected_routes(app) -> list[tuple[str, str, object]]:
 
 
 def call(client: TestClient, method: str, path: str, route, headers=None):
-    """Call ``route`` with plausible path parameters and a valid body."""
+    """Call ``route`` with plausible path and query parameters and a valid body."""
     names = [p.name for p in route.dependant.path_params]
     missing = [name for name in names if name not in PATH_VALUES]
     assert not missing, f"{method} {path}: add a value for {missing} to PATH_VALUES"
     url = path.format(**{name: PATH_VALUES[name] for name in names})
-    kwargs = {"headers": headers or {}}
+    query = [p.alias for p in route.dependant.query_params if p.field_info.is_required()]
+    missing = [name for name in query if name not in QUERY_VALUES]
+    assert not missing, f"{method} {path}: add a value for {missing} to QUERY_VALUES"
+    kwargs = {"headers": headers or {}, "params": {name: QUERY_VALUES[name] for name in query}}
     if getattr(route, "body_field", None) is not None:
         assert (method, path) in VALID_BODIES, (
             f"{method} {path} takes a body: add a valid one to VALID_BODIES in {__file__}"
@@ -270,7 +275,20 @@ def test_the_classification_sees_router_and_parameter_dependencies(settings):
 # -- bearer tokens ------------------------------------------------------------------------
 
 
+def test_anonymous_routes_need_no_login(client):
+    routes = app_routes(client.app)
+    for (method, path), (role, route) in sorted(routes.items()):
+        if role != ANONYMOUS or method != "GET":
+            continue
+        values = {**PATH_VALUES, "session_id": "made-up-session-id"}
+        response = client.get(path.format(**values))
+        assert response.status_code not in (401, 403), f"{method} {path}"
+        assert response.status_code < 500, f"{method} {path}"
+
+
 def test_anonymous_callers_get_401_on_every_protected_route(client):
+    probed = {(method, path) for method, path, _ in protected_routes(client.app)}
+    assert probed == {key for key, role in EXPECTED.items() if role != ANONYMOUS}
     for method, path, route in protected_routes(client.app):
         response = call(client, method, path, route)
         assert response.status_code == 401, f"{method} {path}: {response.status_code}"

@@ -261,7 +261,7 @@ class Cred:
 
 
 class Credentials:
-    """The fuzz's accounts and sessions, made before the database is first read."""
+    """The fuzz's accounts, tokens and sessions, made before the fuzz starts."""
 
     def __init__(self, settings: Settings, client: TestClient):
         self.settings = settings
@@ -325,7 +325,7 @@ class Credentials:
             return Cred(label, headers, "admin", csrf=ok, renew=self.fresh_cookie(csrf))
 
         request_id = [(b"x-request-id", b"\x00\xff" + b"r" * 5_000)]
-        return [
+        return [  # drawn at random: the plain admin token and cookie most often
             admin("admin token", lambda h: h),
             admin("admin token", lambda h: h),
             admin("admin token", lambda h: h),
@@ -531,13 +531,13 @@ def _login_bodies(rng: random.Random, token: bool) -> list[dict]:
 def _login_checks(token: bool) -> list[Check]:
     name = TOKEN_NAME if token else LOGIN_NAME
     good = {"name": name, "password": PASSWORD}
-    # Right: 200, unless failures have mounted up by then (429). Successes come first.
-    succeeded = {200, 429}
-    checks = [Check(succeeded, good)]
+    # Successes first, before the failures below mount up (5 for a name, then 429).
+    verify = _reply_field("token_type" if token else "csrf_token", bool)
+    checks = [Check(200, good, verify=verify)]
     if token:
         # Lax integers: an exact float or a numeric string is the number.
         checks += [
-            Check(succeeded, {**good, "expires_in_s": value})
+            Check(200, {**good, "expires_in_s": value}, verify=verify)
             for value in (3600.0, "3600", 60, 30 * 24 * 3600)
         ]
         checks += [

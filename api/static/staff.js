@@ -522,13 +522,36 @@
         .map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)));
     }
 
+    // A button the resident pressed arrives as its payload ("/none_of_these", ...);
+    // staff read what the button said.
+    const BUTTONS = {
+      none_of_these: "［ボタン］どれにも当てはまらない",
+      feedback_positive: "［ボタン］解決した",
+      feedback_negative: "［ボタン］解決しなかった",
+    };
+
+    function residentText(text) {
+      const payload = /^\/(\w+)(\{.*\})?$/s.exec(String(text || ""));
+      if (!payload) return text;
+      if (BUTTONS[payload[1]]) return BUTTONS[payload[1]];
+      if (payload[1] === "choose_entry") {
+        try {
+          return "［ボタン］候補を選択：" + JSON.parse(payload[2]).entry_id;
+        } catch (error) {
+          return text;
+        }
+      }
+      return text;
+    }
+
     function turnItem(turn) {
       const speaker = turn.role === "staff" && turn.author
         ? "職員（" + turn.author + "）"
         : SPEAKERS[turn.role] || turn.role;
       const text = turn.role === "assistant"
         ? el("div", { className: "turn-text" }, renderAnswer(turn.text))
-        : el("p", { className: "turn-text plain" }, turn.text);
+        : el("p", { className: "turn-text plain" },
+          turn.role === "resident" ? residentText(turn.text) : turn.text);
       return el("li", { className: "turn " + turn.role },
         el("p", { className: "turn-who" }, speaker,
           turn.at && el("time", { dateTime: turn.at }, M.when(turn.at))),
