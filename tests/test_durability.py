@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import httpx
 
@@ -105,7 +104,9 @@ def test_sigkill_during_writes_loses_no_acknowledged_write(starter_settings, tmp
                     ok = http.post("/api/entries", json=body, headers=as_editor).status_code == 201
                 elif kind == "reply":
                     path = f"/api/tickets/{ticket_id}/reply"
-                    ok = http.post(path, json={"text": marker}, headers=as_editor).status_code == 200
+                    ok = (
+                        http.post(path, json={"text": marker}, headers=as_editor).status_code == 200
+                    )
                 elif kind == "turn":
                     body = {"session_id": session, "message": f"追加の情報です {marker}"}
                     ok = http.post("/api/chat", json=body).status_code == 200

@@ -69,9 +69,7 @@ def test_chat_and_staff_lookup_give_the_same_entry_and_text(stack):
         "引っ越してきました",
     ]:
         chat = say(client, question)
-        staff = client.get(
-            "/api/answers", params={"q": question}, headers=as_staff("sato")
-        ).json()
+        staff = client.get("/api/answers", params={"q": question}, headers=as_staff("sato")).json()
         assert chat["decision"] == staff["decision"] == "answer"
         assert chat["replies"][0]["entry_id"] == staff["results"][0]["entry_id"]
         assert chat["replies"][0]["text"] == staff["results"][0]["answer"]

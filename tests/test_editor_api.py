@@ -41,11 +41,15 @@ def test_a_scheduled_premium_revision_through_the_api(client, starter_settings):
     draft = client.post("/api/entries", json=body, headers=editor(client, "sato"))
     assert draft.status_code == 201, draft.text
     assert (draft.json()["revision"], draft.json()["status"]) == (2, "draft")
-    submitted = client.post(f"/api/entries/{PREMIUM}/revisions/2/submit", headers=editor(client, "sato"))
+    submitted = client.post(
+        f"/api/entries/{PREMIUM}/revisions/2/submit", headers=editor(client, "sato")
+    )
     assert submitted.json()["status"] == "in_review"
     own = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor(client, "sato"))
     assert own.status_code == 409
-    approved = client.post(f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor(client, "suzuki"))
+    approved = client.post(
+        f"/api/entries/{PREMIUM}/revisions/2/approve", headers=editor(client, "suzuki")
+    )
     assert approved.json()["status"] == "published"
 
     question = current.questions[0]
@@ -85,7 +89,9 @@ def test_invalid_content_is_a_422_naming_the_field(client):
     response = client.post("/api/entries", json=body, headers=editor(client, "sato"))
     assert response.status_code == 422
     assert response.json()["detail"][0]["field"] == "answer"
-    unknown = client.post("/api/entries", json={**body, "colour": "red"}, headers=editor(client, "sato"))
+    unknown = client.post(
+        "/api/entries", json={**body, "colour": "red"}, headers=editor(client, "sato")
+    )
     assert unknown.status_code == 422
     assert unknown.json()["detail"][0]["loc"] == ["body", "colour"]
 
@@ -97,13 +103,17 @@ def test_archive_and_rollback_through_the_api(client):
         == "sodai-gomi"
     )
     archived = client.post(
-        "/api/entries/sodai-gomi/archive", json={"reason": "見直し中"}, headers=editor(client, "suzuki")
+        "/api/entries/sodai-gomi/archive",
+        json={"reason": "見直し中"},
+        headers=editor(client, "suzuki"),
     )
     assert archived.status_code == 204
     after = client.get("/api/answers", params={"q": question}).json()["results"]
     assert "sodai-gomi" not in [r["entry_id"] for r in after]
     restored = client.post(
-        "/api/entries/sodai-gomi/rollback", json={"to_revision": 1}, headers=editor(client, "suzuki")
+        "/api/entries/sodai-gomi/rollback",
+        json={"to_revision": 1},
+        headers=editor(client, "suzuki"),
     )
     assert restored.json()["revision"] == 2
     assert (

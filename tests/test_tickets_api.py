@@ -104,7 +104,9 @@ def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_
     assert message["role"] == "staff"
     assert message["text"] == "防災課の鈴木です。避難所は市のハザードマップでご確認いただけます。"
     resolved = client.post(
-        f"/api/tickets/{ticket_id}/resolve", json={"note": "避難所を案内"}, headers=staff(client, "suzuki")
+        f"/api/tickets/{ticket_id}/resolve",
+        json={"note": "避難所を案内"},
+        headers=staff(client, "suzuki"),
     )
     assert resolved.json()["status"] == "resolved" and resolved.json()["note"] == "避難所を案内"
     after = feed(client, after=message["id"])
@@ -114,14 +116,18 @@ def test_staff_reply_reaches_the_resident_and_resolving_unpauses(client, ticket_
 
 def test_ticket_errors_are_clear(client, ticket_id):
     assert client.get("/api/tickets/999", headers=staff(client, "sato")).status_code == 404
-    empty = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": " "}, headers=staff(client, "a"))
+    empty = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": " "}, headers=staff(client, "a")
+    )
     assert empty.status_code == 422 and "must not be empty" in empty.text
     extra = client.post(
         f"/api/tickets/{ticket_id}/reply", json={"text": "x", "html": 1}, headers=staff(client, "a")
     )
     assert extra.status_code == 422
     client.post(f"/api/tickets/{ticket_id}/resolve", json={}, headers=staff(client, "a"))
-    again = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": "x"}, headers=staff(client, "a"))
+    again = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "x"}, headers=staff(client, "a")
+    )
     assert again.status_code == 409 and "already resolved" in again.json()["detail"]
 
 
