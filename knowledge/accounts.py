@@ -6,8 +6,9 @@
 - A login makes a random token (256 bits) that is given to the browser (cookie) or the
   API client (bearer token); only its SHA-256 is stored, so a copy of the database does
   not let anyone in. Cookie sessions also carry a CSRF token.
-- Failed logins are recorded; too many for one name or from one client in the window
-  refuse further attempts for a while (``LoginThrottled``), whatever the password.
+- Failed logins are recorded; too many for one name from one address, from one address,
+  or for one name from anywhere in the window refuse further attempts for a while
+  (``LoginThrottled``), whatever the password.
 - Every change to accounts, and every login and logout, is in the audit log.
 
 Roles are ordered: an editor may do what staff may, an admin what an editor may.
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -40,8 +42,13 @@ SCRYPT_MAXMEM = 64 * 1024 * 1024
 SESSION_HOURS = 10  # a working day; then log in again
 TOKEN_MAX_S = 30 * 24 * 3600
 FAILURE_WINDOW_S = 15 * 60
-MAX_FAILURES_PER_NAME = 5
+# Failed logins in the window that lock further attempts: for a name from one address
+# (a person mistyping, or a guesser), from one address for any names (a guesser trying
+# names), and for a name from anywhere (guessing spread over many addresses; high, so
+# that a stranger cannot lock staff out of their accounts at the counter's rush hour).
+MAX_FAILURES_PER_NAME_AND_CLIENT = 5
 MAX_FAILURES_PER_CLIENT = 20
+MAX_FAILURES_PER_NAME = 50
 
 
 class AccountError(KnowledgeError):
@@ -141,8 +148,11 @@ def password_problem(password: str) -> str | None:
         return f"the password must be at least {MIN_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"the password must be at most {MAX_PASSWORD} characters"
-    if password.strip() != password or text_problem(password):
+    # Not even tabs or line breaks: a password is typed on one line.
+    if password.strip() != password or any(unicodedata.category(c) == "Cc" for c in password):
         return "the password must not start or end with spaces or contain control characters"
+    if text_problem(password):  # lone surrogates
+        return "the password must be valid text"
     return None
 
 
@@ -289,14 +299,15 @@ def throttled_for(db: sqlite_utils.Database, name: str, client: str) -> int:
     """Seconds until a login for ``name`` from ``client`` may be tried again (0: now)."""
     since = _since(FAILURE_WINDOW_S)
     waits = []
-    for column, value, limit in (
-        ("name", name, MAX_FAILURES_PER_NAME),
-        ("client", client, MAX_FAILURES_PER_CLIENT),
+    for where, values, limit in (
+        ("name = ? AND client = ?", [name, client], MAX_FAILURES_PER_NAME_AND_CLIENT),
+        ("client = ?", [client], MAX_FAILURES_PER_CLIENT),
+        ("name = ?", [name], MAX_FAILURES_PER_NAME),
     ):
         rows = db.execute(
-            f"SELECT at FROM login_failures WHERE {column} = ? AND at > ? ORDER BY at DESC "
-            f"LIMIT 1 OFFSET ?",
-            [value, since, limit - 1],
+            f"SELECT at FROM login_failures WHERE {where} AND at > ? ORDER BY at DESC "
+            "LIMIT 1 OFFSET ?",
+            [*values, since, limit - 1],
         ).fetchall()
         if rows:  # the limit-th most recent failure is inside the window
             oldest = dt.datetime.fromisoformat(rows[0][0])

@@ -481,7 +481,11 @@ def _chat_bodies(rng: random.Random, sessions: tuple[str, ...]) -> list[dict]:
 def _reply_field(name: str, want: Callable[[Any], bool]) -> Callable[[Any], str | None]:
     def verify(reply: Any) -> str | None:
         value = reply.get(name) if isinstance(reply, dict) else None
-        return None if want(value) else f"{name} is {str(value)[:80]!r}"
+        try:
+            wanted = want(value)
+        except (TypeError, ValueError):
+            wanted = False
+        return None if wanted else f"{name} is {str(value)[:80]!r}"
 
     return verify
 
@@ -1052,6 +1056,7 @@ class Prober:
         self.creds = creds
         self.valid = creds.valid()
         self.garbage = creds.garbage()
+        self.admin_cred = self.valid[0]  # what the sweep and checks send
         self.staff = next(c for c in self.valid if c.role == "staff")
         self.cookie = next(c for c in self.valid if c.label == "admin cookie")
         self.turn = 0  # the garbage credentials the next route gets start here
@@ -1093,13 +1098,13 @@ class Prober:
             return
         url = _fill(shape, realistic)
         for label, raw in RAW_BAD_BODIES:
-            expect = _expect(strategy, shape, method, "bad", self.valid[0])
+            expect = _expect(strategy, shape, method, "bad", self.admin_cred)
             headers = self.admin(strategy) + JSON_TYPE
             yield Probe(method, url, headers, raw, expect, f"sweep body {label}")
         for name in shape.body_fields:
             for value in SWEEP_VALUES:
                 body = json.dumps({**base, name: value}).encode()
-                expect = _expect(strategy, shape, method, "any", self.valid[0])
+                expect = _expect(strategy, shape, method, "any", self.admin_cred)
                 headers = self.admin(strategy) + JSON_TYPE
                 yield Probe(method, url, headers, body, expect, f"sweep body field {name}")
 
@@ -1432,11 +1437,15 @@ def test_every_route_answers_hostile_input_with_a_clear_4xx(client, fuzz_setting
         else:
             assert key in proposed, (key, "a new revision that no proposal made")
         entry_from_mapping(_content(row))
-    assert all(key in after["revisions"] for key in proposed)
+    # Proposals were made (with the realistic ticket ids), and are drafts only.
+    assert proposed and all(after["revisions"][key]["status"] == "draft" for key in proposed)
     assert after["audit"][: len(before["audit"])] == before["audit"]
-    assert not {e["action"] for e in new_events} & {"publish", "approve", "archive", "rollback"}
-    # Accounts are as they were; failed logins were only added, all from the test client
-    # and none for the accounts the fuzz used.
+    for event in new_events:
+        action = event["action"]
+        assert action not in ("publish", "archive") and not action.startswith("rollback"), event
+        assert not action.startswith("user_"), event
+    # Accounts are as they were; failed logins were only added, from the login routes'
+    # own client addresses, and none for the accounts the fuzz logs in with.
     assert after["users"] == before["users"]
     failed = after["login_failures"]
     assert failed[: len(before["login_failures"])] == before["login_failures"]

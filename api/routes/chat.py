@@ -175,8 +175,7 @@ async def chat(
     # Only ids this server issued continue a conversation; anything else starts one.
     known = state.session_ids.valid(body.session_id)
     session_id = body.session_id if known else state.session_ids.issue()
-    if known:
-        state.chat_per_session.check(session_id)
+    state.chat_per_session.check(session_id)  # the first message counts too
     message = mask_personal_data(body.message)
     metrics = http.app.state.metrics
     ticket = await run_in_threadpool(find_open_ticket, db, session_id)

@@ -22,7 +22,7 @@ from api.schemas import (
 from knowledge.store import all_revisions
 
 router = APIRouter(prefix="/api", tags=["staff"], dependencies=[Depends(require_staff)])
-MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$", re.ASCII)
 
 
 @router.get("/answers", response_model=AnswersPublic)
