@@ -46,6 +46,7 @@ def authenticated(
                 detail="the bearer token is unknown, expired or revoked",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        request.state.user = session.user.name  # for the access log
         return session
     session = session_for(db, request.cookies.get(COOKIE, ""), "cookie")
     if session is None:
@@ -56,6 +57,7 @@ def authenticated(
             raise HTTPException(
                 403, detail="CSRF token missing or wrong: reload the page and try again"
             )
+    request.state.user = session.user.name  # for the access log
     return session
 
 

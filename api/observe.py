@@ -51,16 +51,24 @@ class Observe:
                 metrics = getattr(scope["app"].state, "metrics", None)
                 if metrics is not None:
                     metrics.observe_request(scope["method"], route, status, seconds)
+                # Who, for staff and editor requests (set by api.auth): with the route,
+                # a record of every read of a ticket or entry, beside the audit log's
+                # record of every change.
+                user = scope.get("state", {}).get("user")
+                extra = {
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 1),
+                }
+                if user:
+                    extra["user"] = user
                 access_log.info(
-                    "%s %s %d %.1f ms",
+                    "%s %s %d %.1f ms%s",
                     scope["method"],
                     route,
                     status,
                     seconds * 1000,
-                    extra={
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(seconds * 1000, 1),
-                    },
+                    f" {user}" if user else "",
+                    extra=extra,
                 )

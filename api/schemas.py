@@ -297,11 +297,17 @@ class ProposeRequest(BaseModel):
     answer: str | None = Field(default=None, max_length=10_000)
 
 
+class PreviewDraft(EntryCreate):
+    """A draft to preview; a new entry may not have its id yet."""
+
+    id: str = Field(default="", max_length=80)
+
+
 class PreviewRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     questions: list[str] = Field(min_length=1, max_length=20)
-    draft: EntryCreate | None = None
+    draft: PreviewDraft | None = None
     as_of: dt.date | None = None
 
     @field_validator("questions")

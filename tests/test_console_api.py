@@ -188,3 +188,25 @@ def test_unanswered_questions_are_grouped_by_similarity(client, starter_settings
     old = client.get("/api/unanswered", params={"days": 1}, headers=editor(client)).json()
     assert len(old["groups"]) == 2  # all of them are from today
     assert client.get("/api/unanswered", headers=staff(client)).status_code == 403
+
+
+def test_the_access_log_names_who_read_what(client, caplog):
+    caplog.set_level("INFO", logger="madoguchi.access")
+    client.get("/api/tickets", headers=staff(client, "sato")).raise_for_status()
+    client.get("/api/health").raise_for_status()
+    records = {r.route: r for r in caplog.records if r.name == "madoguchi.access"}
+    assert records["/api/tickets"].user == "sato"
+    assert not hasattr(records["/api/health"], "user")  # residents stay anonymous
+
+
+def test_a_new_entry_without_an_id_yet_can_be_previewed(client):
+    draft = {
+        "title": "犬の死亡届",
+        "questions": ["飼い犬が死んだときの届け出は？"],
+        "answer": "犬が死亡したときは、30日以内に届け出てください。",
+    }
+    body = {"questions": ["飼い犬が死んだときの届け出は？"], "draft": draft}
+    response = client.post("/api/preview", json=body, headers=editor(client))
+    assert response.status_code == 200, response.text
+    with_draft = response.json()["results"][0]["with_draft"]
+    assert with_draft["decision"] == "answer" and with_draft["text"] == draft["answer"]

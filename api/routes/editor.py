@@ -41,6 +41,7 @@ from knowledge.store import all_revisions, audit_log, current_entries, revisions
 
 Revision = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(require_editor)])
+NEW_ENTRY = "new-entry-preview"  # stands for a new entry's draft that has no id yet
 preview_router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])
 
 
@@ -245,7 +246,9 @@ def preview(body: PreviewRequest, engine: KnowledgeEngine) -> PreviewPublic:
     draft = None
     if body.draft is not None:
         try:
-            draft = entry_from_mapping(body.draft.model_dump())
+            content = body.draft.model_dump()
+            content["id"] = content["id"] or NEW_ENTRY
+            draft = entry_from_mapping(content)
         except InvalidEntry as error:
             raise editor_error(error) from None
     now, with_draft = engine.preview(body.questions, draft, as_of=as_of)
