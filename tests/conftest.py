@@ -7,6 +7,7 @@ read-only and put everything else in a temporary directory.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -81,17 +82,32 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "home")
 
 
-@pytest.fixture
-def starter_settings(tmp_path: Path) -> Settings:
-    """A knowledge home holding the published starter entries."""
+@pytest.fixture(scope="session")
+def starter_template(tmp_path_factory) -> Path:
+    """A home with the published starter entries and their index, built once per run;
+    tests work on copies (an app over a fresh home would rebuild the index, ~10 s)."""
+    from assistant.engine import Engine
     from knowledge.io import import_entries
     from knowledge.store import open_db
 
-    settings = make_settings(tmp_path / "home")
+    home = tmp_path_factory.mktemp("starter-template") / "home"
+    settings = make_settings(home)
     db = open_db(settings.database_path)
     import_entries(db, STARTER, "yaml", publish=True)
     db.close()
-    return settings
+    Engine.load(settings).db.close()  # the last connection: the WAL is checkpointed
+    return home
+
+
+def copy_home(template: Path, target: Path) -> Path:
+    shutil.copytree(template, target, ignore=shutil.ignore_patterns("*-shm", "*-wal", "*.lock"))
+    return target
+
+
+@pytest.fixture
+def starter_settings(starter_template: Path, tmp_path: Path) -> Settings:
+    """A knowledge home holding the published starter entries and their index."""
+    return make_settings(copy_home(starter_template, tmp_path / "home"))
 
 
 @pytest.fixture(scope="session")
@@ -125,7 +141,6 @@ def free_ports(count: int) -> list[int]:
 def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env: str):
     """The starter entries in ``home``, then Rasa, the actions and the API on free ports,
     started by the launcher ``make run`` uses; yields (settings, client, stack)."""
-    import shutil
 
     import httpx
 

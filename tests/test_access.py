@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
 import socket
 from pathlib import Path
 
@@ -24,12 +23,10 @@ from starlette.routing import Mount
 from api import auth
 from api.main import create_app
 from api.residents import SessionIds
-from assistant.engine import Engine
 from knowledge.accounts import RANK, log_in, log_out, set_disabled
-from knowledge.io import import_entries
 from knowledge.store import open_db
 from knowledge.tickets import open_ticket
-from tests.conftest import PASSWORD, STARTER, account, bearer, make_settings
+from tests.conftest import PASSWORD, account, bearer, copy_home, make_settings
 
 ANONYMOUS = "anonymous"
 AUTHENTICATED = "authenticated"  # any logged-in account, whatever its role
@@ -190,16 +187,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def starter_home(tmp_path_factory) -> Path:
-    """The starter entries, published, and their index: built once for the module (an
-    app over a fresh home would rebuild the index, ~10 s); each test gets a copy."""
-    home = tmp_path_factory.mktemp("starter") / "home"
-    settings = make_settings(home)
-    db = open_db(settings.database_path)
-    import_entries(db, STARTER, "yaml", publish=True)
-    db.close()
-    Engine.load(settings)
-    return home
+def starter_home(starter_template: Path) -> Path:
+    """The published starter entries and their index, built once per run (conftest)."""
+    return starter_template
 
 
 @pytest.fixture
@@ -207,7 +197,7 @@ def settings(starter_home, tmp_path):
     """What ``starter_settings`` holds (with ticket 1), in this test's own copy. Rasa's
     ports are free ones where nothing listens."""
     home = tmp_path / "home"
-    shutil.copytree(starter_home, home, ignore=shutil.ignore_patterns("*-shm"))
+    copy_home(starter_home, home)
     port = free_port()
     settings = make_settings(home, MADOGUCHI_RASA_PORT=str(port), MADOGUCHI_ACTION_PORT=str(port))
     db = open_db(settings.database_path)

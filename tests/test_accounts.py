@@ -11,7 +11,6 @@ import io
 import itertools
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -27,7 +26,6 @@ from api.main import create_app
 from api.residents import TOO_MANY, RateLimiter, SessionIds, load_secret
 from api.routes.auth import WRONG
 from assistant.cli import main
-from assistant.engine import Engine
 from knowledge.accounts import (
     MAX_FAILURES_PER_CLIENT,
     MAX_FAILURES_PER_NAME,
@@ -41,9 +39,8 @@ from knowledge.accounts import (
     set_role,
     verify_password,
 )
-from knowledge.io import import_entries
 from knowledge.store import audit_log, open_db, recent_audit
-from tests.conftest import PASSWORD, STARTER, account, bearer, make_settings
+from tests.conftest import PASSWORD, account, bearer, copy_home, make_settings
 
 NEW_PASSWORD = "a quite different passphrase"
 ACCOUNT_ACTIONS = {
@@ -92,21 +89,9 @@ def cookie_attributes(response) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def starter_home(tmp_path_factory) -> Path:
-    """The published starter entries and their index, built once for the module (an app
-    over a fresh home rebuilds the index, ~10 s); apps run over copies of it."""
-    home = tmp_path_factory.mktemp("starter") / "home"
-    settings = make_settings(home)
-    db = open_db(settings.database_path)
-    import_entries(db, STARTER, "yaml", publish=True)
-    db.close()
-    Engine.load(settings)
-    return home
-
-
-def copy_of(home: Path, target: Path) -> Path:
-    shutil.copytree(home, target, ignore=shutil.ignore_patterns("*-shm"))
-    return target
+def starter_home(starter_template: Path) -> Path:
+    """The published starter entries and their index, built once per run (conftest)."""
+    return starter_template
 
 
 def settings_in(home: Path, **env: str):
@@ -122,7 +107,7 @@ def settings_in(home: Path, **env: str):
 def shared(starter_home, tmp_path_factory):
     """One running app (default settings) for the module's API tests: starting one costs
     a second or two. Tests keep apart by their own user names and client addresses."""
-    home = copy_of(starter_home, tmp_path_factory.mktemp("shared") / "home")
+    home = copy_home(starter_home, tmp_path_factory.mktemp("shared") / "home")
     with TestClient(create_app(settings_in(home))) as running:
         yield running
 
@@ -155,7 +140,7 @@ def app_with(starter_home, tmp_path):
     with ExitStack() as stack:
 
         def start(**env: str) -> TestClient:
-            home = copy_of(starter_home, tmp_path / f"home-{next(homes)}")
+            home = copy_home(starter_home, tmp_path / f"home-{next(homes)}")
             return stack.enter_context(TestClient(create_app(settings_in(home, **env))))
 
         yield start
@@ -729,7 +714,7 @@ def test_too_many_messages_from_one_client_get_429(app_with):
 @pytest.fixture(scope="module")
 def per_session_limited(starter_home, tmp_path_factory):
     """An app allowing 3 messages a minute per conversation (and plenty per client)."""
-    home = copy_of(starter_home, tmp_path_factory.mktemp("per-session") / "home")
+    home = copy_home(starter_home, tmp_path_factory.mktemp("per-session") / "home")
     env = {"MADOGUCHI_CHAT_RATE_PER_CLIENT": "1000", "MADOGUCHI_CHAT_RATE_PER_SESSION": "3"}
     with TestClient(create_app(settings_in(home, **env))) as running:
         yield running
