@@ -151,9 +151,9 @@ def test_publishing_through_the_api_changes_the_running_chat_at_once(stack):
     new_answer = "【改定】粗大ごみの受付方法が変わりました。\n\n" + current.answer
 
     body = {**current.content(), "answer": new_answer}
-    draft = client.post("/api/entries", json=body, headers=as_editor("sato")).json()
+    draft = client.post("/api/entries", json=body, headers=as_editor("takahashi")).json()
     path = f"/api/entries/sodai-gomi/revisions/{draft['revision']}"
-    client.post(f"{path}/submit", headers=as_editor("sato")).raise_for_status()
+    client.post(f"{path}/submit", headers=as_editor("takahashi")).raise_for_status()
     client.post(f"{path}/approve", headers=as_editor("suzuki")).raise_for_status()
     published_at = time.monotonic()
     after = say(client, question)["replies"][0]
