@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -59,6 +60,7 @@ def test_a_stale_index_is_rebuilt_when_the_knowledge_changed(starter_settings, t
 
 
 def test_missing_index_without_rebuild_says_how_to_build_it(starter_settings):
+    shutil.rmtree(starter_settings.index_dir)
     with pytest.raises(IndexUnavailable, match="madoguchi index build"):
         Engine.load(starter_settings, rebuild_if_stale=False)
 
