@@ -48,6 +48,7 @@ class Memory:
     last_entry_id: str | None = None
     last_revision: int | None = None
     offered_entries: list[str] | None = None
+    offered_candidates: list[dict[str, Any]] = field(default_factory=list)  # with scores
     failed_turns: int = 0
     turns: list[dict[str, Any]] = field(default_factory=list)
 
@@ -117,6 +118,9 @@ class DegradedChat:
             fields = {"handoff_id": ticket.id, "reason": outcome.handoff.reason}
             replies.append(dialogue.Reply(text, "handoff", fields=fields))
         memory.remember(outcome.remember)
+        for reply in replies:
+            if reply.decision == "clarify":
+                memory.offered_candidates = list(reply.fields.get("candidates") or [])
         memory.turns += [
             {"role": "assistant", "text": r.text, "at": now.timestamp()} for r in replies
         ]
@@ -140,7 +144,8 @@ class DegradedChat:
                     db, session_id, memory, entry_id, intent == "feedback_positive"
                 )
             if intent == "none_of_these":
-                return dialogue.Outcome(handoff=dialogue.HandoffRequest("none_of_these"))
+                request = dialogue.HandoffRequest("none_of_these", memory.offered_candidates)
+                return dialogue.Outcome(handoff=request)
             if intent == "request_human":
                 return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
             message = ""  # another intent's payload says nothing to search for

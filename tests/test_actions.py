@@ -146,6 +146,24 @@ def test_request_for_a_person_opens_a_ticket(actions_home):
     assert get_ticket(open_db(actions_home.database_path), message["handoff_id"]).status == "open"
 
 
+def test_none_of_these_puts_the_offered_entries_in_the_ticket(actions_home):
+    offered = CollectingDispatcher()
+    ActionAnswer().run(offered, tracker("税金を払いたい"), {})
+    (clarify,) = payloads(offered)
+    history = [
+        {"event": "user", "text": "税金を払いたい", "timestamp": 1.0, "parse_data": {}},
+        {"event": "bot", "timestamp": 1.1, "data": {"custom": {"madoguchi": clarify}}},
+    ]
+    dispatcher = CollectingDispatcher()
+    ActionHandoff().run(
+        dispatcher, tracker("/none_of_these", intent="none_of_these", history=history), {}
+    )
+    (message,) = payloads(dispatcher)
+    ticket = get_ticket(open_db(actions_home.database_path), message["handoff_id"])
+    assert ticket.reason == "none_of_these"
+    assert ticket.candidates == clarify["candidates"] and ticket.candidates[0]["score"] > 0
+
+
 def test_smalltalk_answers_a_greeting_with_the_response(actions_home):
     dispatcher = CollectingDispatcher()
     ActionSmallTalk().run(dispatcher, tracker("こんにちは", intent="greet"), {})

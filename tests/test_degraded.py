@@ -107,6 +107,18 @@ def test_without_rasa_clarify_then_a_button_or_a_typed_choice_answers(client):
     assert third == f'/choose_entry{{"entry_id":"{typed["replies"][0]["entry_id"]}"}}'
 
 
+def test_without_rasa_none_of_these_hands_off_with_what_was_offered(client, starter_settings):
+    offered = chat(client, "税金を払いたい")
+    assert offered["decision"] == "clarify"
+    refused = chat(client, "/none_of_these", offered["session_id"])
+    assert refused["decision"] == "handoff"
+    ticket = get_ticket(open_db(starter_settings.database_path), refused["handoff_id"])
+    titles = [b["title"] for b in offered["replies"][0]["buttons"][:3]]
+    assert ticket.reason == "none_of_these"
+    assert [c["title"] for c in ticket.candidates[:3]] == titles
+    assert all(c["score"] > 0 for c in ticket.candidates)
+
+
 def test_without_rasa_two_failed_turns_hand_off_with_the_whole_conversation(
     client, starter_settings
 ):

@@ -80,6 +80,17 @@ def hand_off(
     return []
 
 
+def offered(tracker: Tracker) -> list[dict[str, Any]]:
+    """The candidates (with scores) of the last choice the assistant offered."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "bot":
+            continue
+        info = ((event.get("data") or {}).get("custom") or {}).get("madoguchi") or {}
+        if info.get("decision") == "clarify":
+            return list(info.get("candidates") or [])
+    return []
+
+
 class ActionHandoff(runtime.Step):
     """The resident asked for a person, or none of the offered entries fit."""
 
@@ -90,5 +101,8 @@ class ActionHandoff(runtime.Step):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        reason = "none_of_these" if intent == "none_of_these" else "requested_human"
-        return hand_off(dispatcher, tracker, reason=reason)
+        if intent == "none_of_these":  # staff see what was offered and turned down
+            return hand_off(
+                dispatcher, tracker, reason="none_of_these", candidates=offered(tracker)
+            )
+        return hand_off(dispatcher, tracker, reason="requested_human")
