@@ -144,10 +144,15 @@ def add_revision(
     return revision, True
 
 
-def save_draft(db: sqlite_utils.Database, data: Mapping[str, Any], *, actor: str) -> Entry:
-    """Validate ``data`` (the import schema) and store it as a new draft revision."""
+def save_draft(
+    db: sqlite_utils.Database, data: Mapping[str, Any], *, actor: str, new: bool = False
+) -> Entry:
+    """Validate ``data`` (the import schema) and store it as a new draft revision.
+    ``new``: the entry must not exist yet (an editor creating one, not changing another)."""
     entry = entry_from_mapping(data)
     with write_transaction(db):
+        if new and latest_revision(db, entry.id) is not None:
+            raise InvalidEntry([(entry.id, "id", "is already used by another entry")])
         check_phrasings(db, [entry])
         revision, _ = add_revision(db, entry, actor=actor, action="save_draft", publish=False)
     return revision

@@ -443,6 +443,16 @@ def test_pages_on_a_phone_and_at_200_percent_zoom(stack, base, browser, console)
             )
             assert overflow <= 1, f"{name}: the staff console scrolls sideways by {overflow} px"
             shot(page, f"staff-{name}")
+        with person(
+            browser, console, f"editor-{name}", viewport={"width": size[0], "height": size[1]}
+        ) as page:
+            log_in(page, base, "suzuki", "/editor")
+            page.locator("#entries").wait_for()
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 1, f"{name}: the editor console scrolls sideways by {overflow} px"
+            shot(page, f"editor-{name}")
 
 
 def test_login_and_unanswered_pages(stack, base, browser, console):

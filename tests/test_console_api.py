@@ -210,3 +210,20 @@ def test_a_new_entry_without_an_id_yet_can_be_previewed(client):
     assert response.status_code == 200, response.text
     with_draft = response.json()["results"][0]["with_draft"]
     assert with_draft["decision"] == "answer" and with_draft["text"] == draft["answer"]
+
+
+def test_creating_an_entry_never_adds_a_revision_to_another(client):
+    taken = content(client, ENTRY) | {"title": "別の新しいエントリ"}
+    refused = client.post("/api/entries?new=true", json=taken, headers=editor(client))
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == [
+        {"entry_id": ENTRY, "field": "id", "msg": "is already used by another entry"}
+    ]
+    assert content(client, ENTRY)["title"] != "別の新しいエントリ"
+    fresh = {"id": "inu-shibou", "title": "犬の死亡届", "questions": ["飼い犬が死んだ"]}
+    made = client.post(
+        "/api/entries?new=true",
+        json=fresh | {"answer": "30日以内に届け出てください。"},
+        headers=editor(client),
+    )
+    assert made.status_code == 201 and made.json()["revision"] == 1

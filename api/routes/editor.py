@@ -130,10 +130,15 @@ async def list_entries(
 
 
 @router.post("", response_model=RevisionPublic, status_code=201)
-async def save_draft(body: EntryCreate, db: KnowledgeDb, editor: EditorUser) -> RevisionPublic:
+async def save_draft(
+    body: EntryCreate,
+    db: KnowledgeDb,
+    editor: EditorUser,
+    new: Annotated[bool, Query(description="refuse (422 on id) if the entry exists")] = False,
+) -> RevisionPublic:
     """Save an entry's content as a new draft revision (a new entry if the id is new)."""
     return public_revision(
-        await _run(workflow.save_draft, db, body.model_dump(), actor=editor.name)
+        await _run(workflow.save_draft, db, body.model_dump(), actor=editor.name, new=new)
     )
 
 

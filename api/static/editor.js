@@ -95,6 +95,7 @@
   // and anything else as it came.
   const TRANSLATIONS = [
     [/^is required and must not be empty$/, () => "入力してください。"],
+    [/^is already used by another entry$/, () => "このIDはすでに使われています。別のIDを入力してください。"],
     [/^Field required$/, () => "入力してください。"],
     [/^String should have at least 1 character/, () => "入力してください。"],
     [/^String should have at most (\d+) characters?$/, (m) => `${m[1]}文字以内にしてください。`],
@@ -659,18 +660,6 @@
     }
   }
 
-  // A new entry must not take an id that is already used: saving would add a revision
-  // to that other entry.
-  async function idTaken(id) {
-    try {
-      await M.api("GET", "/api/entries/" + encodeURIComponent(id) + "/history");
-      return true;
-    } catch (error) {
-      if (error.status === 404) return false;
-      throw error;
-    }
-  }
-
   function saveDraft(event) {
     event.preventDefault();
     if (entry.key === null) return;
@@ -680,14 +669,11 @@
       const before = latest();
       say($("entry-message"), "保存しています…");
       clearErrors();
-      if (isNew && ID_PATTERN.test(content.id) && (await idTaken(content.id))) {
-        say($("entry-message"), "保存できませんでした。", true);
-        showFieldErrors([{ field: "id", msg: "このIDはすでに使われています。別のIDを入力してください。" }]);
-        return;
-      }
       let saved;
       try {
-        saved = await M.api("POST", "/api/entries", content);
+        // ?new=true: the server refuses an id that is already used (in the same
+        // transaction as the save), so a new entry never adds a revision to another.
+        saved = await M.api("POST", "/api/entries" + (isNew ? "?new=true" : ""), content);
       } catch (error) {
         if (!Array.isArray(error.detail)) throw error;
         say($("entry-message"), "保存できませんでした。入力内容を確認してください。", true);
