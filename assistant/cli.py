@@ -169,17 +169,14 @@ def _read_password(prompt: str = "password: ") -> str:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from knowledge.accounts import add_user, password_problem
+    from knowledge.accounts import add_user
     from knowledge.store import open_db
 
-    password = _read_password()
-    if (problem := password_problem(password)) is not None:
-        raise CliError(problem)
-    user = add_user(
+    user = add_user(  # checks the name, role and password (AccountError says which)
         open_db(_settings().database_path),
         args.name,
         args.role,
-        password,
+        _read_password(),
         display_name=args.display_name or "",
         actor=_actor(args),
     )

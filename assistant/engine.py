@@ -215,9 +215,7 @@ class Engine:
                 self.dense.remove(key)
             for key in progress(fresh) if progress else fresh:
                 pairs = entry_texts(published[key])
-                self.dense.add(
-                    key, [kind for kind, _ in pairs], self._encode([t for _, t in pairs])
-                )
+                self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
             converted = (
                 not self.dense.approximate
                 and len(self.dense.rows) >= self.settings.approximate_from
@@ -260,7 +258,8 @@ class Engine:
 
     # -- searching ------------------------------------------------------------------
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Normalized embeddings of ``texts`` with the engine's encoder."""
         return np.asarray(
             self.encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False),
             dtype="float32",
@@ -275,7 +274,7 @@ class Engine:
         with self._lock:
             self.sync()
             in_force = self._in_force(as_of)
-            vector = self._encode([query])[0]
+            vector = self.encode([query])[0]
             dense: dict[str, float] = {}
             for row, score in self.dense.search(vector, limit=max(200, top_k * 20)):
                 weighted = score * KIND_WEIGHT.get(row.kind, 1.0)
@@ -355,7 +354,7 @@ class Engine:
             published = {k: e for k, e in original.items() if e.id != draft.id}
             published[key] = staged
             pairs = entry_texts(staged)
-            self.dense.add(key, [kind for kind, _ in pairs], self._encode([t for _, t in pairs]))
+            self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
             self._previewing = True
             try:
                 self._set_revisions(published)

@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -356,8 +356,13 @@ def published_revisions(db: sqlite_utils.Database) -> list[Entry]:
 
 def current_entries(db: sqlite_utils.Database, as_of: dt.date | None = None) -> list[Entry]:
     """One revision per entry: the one in force on ``as_of``, else the latest (for export)."""
+    return current_of(all_revisions(db), as_of)
+
+
+def current_of(revisions: dict[str, list[Entry]], as_of: dt.date | None = None) -> list[Entry]:
+    """``current_entries`` of revisions already read (``all_revisions``)."""
     day = as_of or dt.date.today()
-    return [revision_in_force(revs, day) or revs[-1] for revs in all_revisions(db).values()]
+    return [revision_in_force(revs, day) or revs[-1] for revs in revisions.values()]
 
 
 def record_audit(
@@ -387,9 +392,12 @@ def audit_log(db: sqlite_utils.Database, entry_id: str | None = None) -> list[di
         rows = db.query("SELECT * FROM audit ORDER BY id")
     else:
         rows = db.query("SELECT * FROM audit WHERE entry_id = ? ORDER BY id", [entry_id])
-    return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]
+    return _audit_events(rows)
 
 
 def recent_audit(db: sqlite_utils.Database, limit: int) -> list[dict[str, Any]]:
-    rows = db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit])
+    return _audit_events(db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit]))
+
+
+def _audit_events(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**row, "detail": json.loads(row["detail"] or "{}")} for row in rows]

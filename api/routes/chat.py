@@ -177,7 +177,7 @@ async def chat(
     session_id = body.session_id if known else state.session_ids.issue()
     state.chat_per_session.check(session_id)  # the first message counts too
     message = mask_personal_data(body.message)
-    metrics = http.app.state.metrics
+    metrics = state.metrics
     ticket = await run_in_threadpool(find_open_ticket, db, session_id)
     if ticket is not None:
         await run_in_threadpool(append_turn, db, ticket.id, {"role": "resident", "text": message})

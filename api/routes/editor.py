@@ -37,7 +37,7 @@ from knowledge.model import (
     WorkflowError,
     entry_from_mapping,
 )
-from knowledge.store import all_revisions, audit_log, current_entries, revisions_of
+from knowledge.store import all_revisions, audit_log, current_of, revisions_of
 
 Revision = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/entries", tags=["editor"], dependencies=[Depends(require_editor)])
@@ -96,10 +96,8 @@ async def list_entries(
     """One revision per entry: the one in force on ``as_of`` (default today), else the
     latest; ``latest_revision``/``latest_status`` tell of a newer draft or review."""
 
-    def read() -> tuple[list[Entry], dict[str, list[Entry]]]:
-        return current_entries(db, as_of), all_revisions(db)
-
-    entries, revisions = await run_in_threadpool(read)
+    revisions = await run_in_threadpool(all_revisions, db)
+    entries = current_of(revisions, as_of)
     today = as_of or dt.date.today()
     if status:
         entries = [e for e in entries if e.status == status]

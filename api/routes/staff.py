@@ -69,18 +69,15 @@ def lookup_answers(
     )
 
 
-def japan_today() -> dt.date:
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=9))).date()
-
-
 @router.get("/changes", response_model=ChangesPublic)
 async def changes(
     db: KnowledgeDb,
+    city: City,
     month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None,
 ) -> ChangesPublic:
     """Revisions published in the month, and revisions taking effect in it (upcoming ones
-    after today), newest first."""
-    today = japan_today()
+    after today), newest first. Days are the city hall's (its profile's time zone)."""
+    today = city.now().date()
     if month is None:
         month = today.strftime("%Y-%m")
     elif not MONTH.fullmatch(month):
@@ -96,7 +93,7 @@ async def changes(
             dates = []
             if entry.published_at:
                 published = dt.datetime.fromisoformat(entry.published_at)
-                local = published.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+                local = published.astimezone(city.tz).date()
                 dates.append(("published", local))
             if entry.valid_from:
                 dates.append(("takes_effect", entry.valid_from))

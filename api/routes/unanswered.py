@@ -58,7 +58,7 @@ def unanswered_items(db, days: int) -> list[UnansweredItem]:
 def group(engine: Engine, items: list[UnansweredItem]) -> list[UnansweredGroup]:
     if not items:
         return []
-    vectors = engine._encode([item.text for item in items])
+    vectors = engine.encode([item.text for item in items])
     heads: list[int] = []  # index of each group's first item
     members: list[list[int]] = []
     for i in range(len(items)):
