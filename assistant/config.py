@@ -69,11 +69,15 @@ class Settings:
     api_port: int = 8000
     rasa_port: int = 5005
     action_port: int = 5055
-    # Decision thresholds on the engine's confidence (see assistant.engine).
-    answer_threshold: float = 0.65
-    clarify_threshold: float = 0.50
-    # Below this gap between the best two entries the engine asks which one is meant.
-    tie_margin: float = 0.03
+    # Decision thresholds (see assistant.engine and assistant/eval/README.md, where they
+    # were set from the dev set). The confidence is the best entry's cosine with the
+    # question; to answer, the entry must also cover this share of the question's words.
+    answer_threshold: float = 0.87
+    answer_coverage: float = 0.6
+    clarify_threshold: float = 0.78
+    # Below this gap between the ranking scores of the best two entries the engine asks
+    # which one is meant.
+    tie_margin: float = 0.04
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
     # After Rasa failed, the chat answers from the engine for this long before trying again.
@@ -152,6 +156,7 @@ class Settings:
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),
             answer_threshold=answer,
             clarify_threshold=clarify,
+            answer_coverage=_float(env, "MADOGUCHI_ANSWER_COVERAGE", cls.answer_coverage, 0.0, 1.0),
             tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
             rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
             rasa_retry_s=_float(env, "MADOGUCHI_RASA_RETRY", cls.rasa_retry_s, 0.0, 3600.0),

@@ -1,4 +1,6 @@
-"""BM25 over Sudachi normalized content words, one document per indexed revision.
+"""BM25 over Sudachi normalized content words, one document per indexed revision; and
+the same over two-character pieces (``char_grams``), a second index that does not
+depend on where Sudachi puts word boundaries.
 
 The dense encoder knows that 「支払い」 and 「納付」 are close; the lexical side knows
 that a question sharing no word with any entry (「明日の天気は？」) is out of scope.
@@ -21,15 +23,23 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.text import ANALYSIS_VERSION, content_terms
+from assistant.text import ANALYSIS_VERSION, char_grams, content_terms
 
 LEXICAL_FILE = "lexical.json.gz"
+CHARS_FILE = "chars.json.gz"
 FORMAT_VERSION = 1
+CHAR_GRAMS_VERSION = 1  # bump when char_grams() changes
 
 
-def analysis_id() -> str:
+def analysis_id(analyzer: str = "words") -> str:
     """What the terms depend on: our analysis rules and Sudachi's dictionary."""
+    if analyzer == "chars":
+        return f"char-grams-{CHAR_GRAMS_VERSION}"
     return f"analysis-{ANALYSIS_VERSION}/sudachidict-core-{version('SudachiDict-core')}"
+
+
+ANALYZERS = {"words": content_terms, "chars": char_grams}
+FILES = {"words": LEXICAL_FILE, "chars": CHARS_FILE}
 
 
 K1 = 1.2
@@ -38,7 +48,9 @@ BODY_DISCOUNT = 0.6
 
 
 class LexicalIndex:
-    def __init__(self) -> None:
+    def __init__(self, analyzer: str = "words") -> None:
+        self.analyzer = analyzer
+        self.analyze = ANALYZERS[analyzer]
         self._postings: dict[str, dict[str, int]] = {}  # term -> {doc key: frequency}
         self._docs: dict[str, frozenset[str]] = {}  # doc key -> its terms
         # Words of the title and phrasings alone: what the entry is about, as opposed
@@ -63,10 +75,10 @@ class LexicalIndex:
         """Index (or re-index) one document: ``head`` its title and phrasings, ``body`` the rest."""
         terms: Counter[str] = Counter()
         for text in head:
-            terms.update(content_terms(text))
+            terms.update(self.analyze(text))
         head_terms = frozenset(terms)
         for text in body:
-            terms.update(content_terms(text))
+            terms.update(self.analyze(text))
         self._insert(key, head_terms, terms)
 
     def _insert(self, key: str, head: frozenset[str], terms: Counter[str] | dict[str, int]) -> None:
@@ -117,12 +129,12 @@ class LexicalIndex:
         }
         payload = {
             "format": FORMAT_VERSION,
-            "analysis": analysis_id(),
+            "analysis": analysis_id(self.analyzer),
             "knowledge_revision": knowledge_revision,
             "docs": docs,
         }
-        target = directory / LEXICAL_FILE
-        staging = directory / f".{LEXICAL_FILE}.{os.getpid()}.tmp"
+        target = directory / FILES[self.analyzer]
+        staging = directory / f".{target.name}.{os.getpid()}.tmp"
         with gzip.open(staging, "wt", encoding="utf-8", compresslevel=1) as out:
             json.dump(payload, out, ensure_ascii=False, separators=(",", ":"))
         with open(staging, "rb") as written:
@@ -131,15 +143,17 @@ class LexicalIndex:
         return target
 
     @classmethod
-    def load(cls, directory: Path) -> tuple[LexicalIndex, int] | None:
+    def load(cls, directory: Path, analyzer: str = "words") -> tuple[LexicalIndex, int] | None:
         """The saved index and its knowledge revision; None if missing, unreadable or
         made with another analysis (the caller then analyses the entries again)."""
         try:
-            with gzip.open(directory / LEXICAL_FILE, "rt", encoding="utf-8") as source:
+            with gzip.open(directory / FILES[analyzer], "rt", encoding="utf-8") as source:
                 payload = json.load(source)
-            if payload.get("format") != FORMAT_VERSION or payload.get("analysis") != analysis_id():
+            if payload.get("format") != FORMAT_VERSION or payload.get("analysis") != analysis_id(
+                analyzer
+            ):
                 return None
-            index = cls()
+            index = cls(analyzer)
             for key, (head, terms) in payload["docs"].items():
                 index._insert(key, frozenset(head), terms)
             return index, int(payload["knowledge_revision"])
@@ -173,6 +187,14 @@ class LexicalIndex:
             scores[slots] += self.idf(term) * (frequencies * (K1 + 1) / (frequencies + norm))
         return scores
 
+    def hits(self, query_terms: list[str], allowed: np.ndarray | None = None) -> Hits:
+        """BM25 of every document (only where the ``mask`` ``allowed`` is True), to take
+        the best from (``Hits.top``) and to look up others' scores in (``Hits.relative``)."""
+        scores = self._score_array(query_terms)
+        if scores is not None and allowed is not None:
+            scores[~allowed[: len(scores)]] = 0.0
+        return Hits(self, scores)
+
     def scores(self, query_terms: list[str]) -> dict[str, float]:
         """BM25 score of every document sharing at least one term with the query."""
         scores = self._score_array(query_terms)
@@ -192,19 +214,7 @@ class LexicalIndex:
     ) -> list[str]:
         """The ``limit`` best documents by BM25 (only where the ``mask`` ``allowed`` is
         True), best first; equal scores in key order."""
-        scores = self._score_array(query_terms)
-        if scores is None:
-            return []
-        if allowed is not None:
-            scores[~allowed[: len(scores)]] = 0.0
-        matched = np.flatnonzero(scores > 0)
-        if len(matched) > limit:
-            # Keep every document scoring at least the limit-th best, so ties at the
-            # boundary are resolved by key below, not by the partition's order.
-            cutoff = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
-            matched = matched[scores[matched] >= cutoff]
-        ranked = sorted(matched.tolist(), key=lambda i: (-scores[i], self._slot_keys[i]))
-        return [self._slot_keys[i] for i in ranked[:limit]]
+        return self.hits(query_terms, allowed).top(limit)
 
     def query_weights(self, query_terms: list[str]) -> dict[str, float]:
         """IDF weight of each query word; words never seen weigh as much as the rarest."""
@@ -230,3 +240,34 @@ class LexicalIndex:
                 if term in head:
                     in_head += weight
         return max(in_head, BODY_DISCOUNT * in_all) / total
+
+
+class Hits:
+    """One query's BM25 scores over a ``LexicalIndex`` (valid until it changes)."""
+
+    def __init__(self, index: LexicalIndex, scores: np.ndarray | None):
+        self.index = index
+        self.scores = scores
+        self.best = float(scores.max()) if scores is not None and len(scores) else 0.0
+
+    def top(self, limit: int) -> list[str]:
+        """The ``limit`` best documents, best first; equal scores in key order."""
+        scores = self.scores
+        if scores is None:
+            return []
+        keys = self.index._slot_keys
+        matched = np.flatnonzero(scores > 0)
+        if len(matched) > limit:
+            # Keep every document scoring at least the limit-th best, so ties at the
+            # boundary are resolved by key below, not by the partition's order.
+            cutoff = np.partition(scores[matched], len(matched) - limit)[len(matched) - limit]
+            matched = matched[scores[matched] >= cutoff]
+        ranked = sorted(matched.tolist(), key=lambda i: (-scores[i], keys[i]))
+        return [keys[i] for i in ranked[:limit]]
+
+    def relative(self, key: str) -> float:
+        """The document's score as a share of the best one's (0 to 1)."""
+        slot = self.index._slots.get(key)
+        if self.scores is None or slot is None or self.best <= 0.0:
+            return 0.0
+        return float(self.scores[slot]) / self.best

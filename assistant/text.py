@@ -7,6 +7,7 @@ This module imports only SudachiPy; it must load in the Rasa environment too.
 
 from __future__ import annotations
 
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -16,16 +17,18 @@ from sudachipy import Dictionary, SplitMode
 
 # Bump when what analyze() or is_content returns changes: encoders and indexes built
 # with another version are stale (it is part of the encoder fingerprint).
-ANALYSIS_VERSION = 2
+ANALYSIS_VERSION = 3
 
-# Parts of speech that carry no topic: particles, auxiliaries, symbols, whitespace.
+# Parts of speech that carry no topic: particles, auxiliaries, symbols, whitespace,
+# interjections (「こんにちは」「ありがとう」「あのー」: a greeting before a question is
+# not part of what it asks about).
 # They stay in the Rasa tokens (DIET benefits from them) but are dropped from retrieval.
-_FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+_FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白", "感動詞"})
 
 # Normalized forms that appear in questions about anything (「教えてください」「いいですか」
 # 「ことはできますか」): they say how a resident asks, not what about.
 _GENERIC_WORDS = frozenset(
-    "為る 遣る 居る 有る 成る 出来る 下さる 呉れる 貰う 頂く 致す "
+    "為る 遣る 居る 有る 成る 出来る 下さる 呉れる 貰う 頂く 致す 済む 御座る "
     "教える 知る 分かる 聞く 思う 言う 良い 欲しい 宜しい "
     "こと 物 もの 時 とき 方 ほう 所 ところ 様 よう 何 なに 如何 どう "
     "此れ 其れ これ それ 此の 其の この その".split()
@@ -124,3 +127,25 @@ def _analyze(text: str) -> list[Word]:
 def content_terms(text: str) -> list[str]:
     """Normalized forms of the words that carry meaning, in order (for retrieval)."""
     return [word.normalized for word in analyze(text) if word.is_content]
+
+
+# What char_grams splits at (after NFKC): spaces, punctuation and brackets.
+_GRAM_BREAKS = re.compile(r"[\s、。,.!?・「」『』()\[\]【】〈〉《》\-―~〜:;/\"'“”‘’…]+")
+_HIRAGANA_ONLY = re.compile(r"^[\u3041-\u309f\u30fc]+$")
+
+
+def char_grams(text: str) -> list[str]:
+    """Overlapping two-character pieces of ``text`` (NFKC, lower case), for a second
+    lexical index that does not depend on where Sudachi puts word boundaries.
+
+    「国保料」 and 「国民健康保険料」 share 「保険」 only as words, but 「料」 endings,
+    katakana spellings and compounds split differently in a question and an answer still
+    share their pieces. Pieces of hiragana alone (「して」「ます」) are endings and
+    particles, and are left out.
+    """
+    pieces: list[str] = []
+    for run in _GRAM_BREAKS.split(unicodedata.normalize("NFKC", text).lower()):
+        pieces.extend(
+            gram for i in range(len(run) - 1) if not _HIRAGANA_ONLY.match(gram := run[i : i + 2])
+        )
+    return pieces

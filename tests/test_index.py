@@ -10,7 +10,7 @@ import pytest
 from assistant.engine import Engine
 from assistant.errors import IndexUnavailable
 from assistant.index import INDEX_FILE, DenseIndex
-from assistant.lexical import LEXICAL_FILE, LexicalIndex
+from assistant.lexical import CHARS_FILE, LEXICAL_FILE, LexicalIndex
 from knowledge.io import import_entries
 from knowledge.store import knowledge_revision, open_db
 from tests.conftest import STARTER_COUNT
@@ -68,7 +68,7 @@ def test_missing_index_without_rebuild_says_how_to_build_it(starter_settings):
 def test_no_temporary_files_are_left_behind(starter_settings):
     Engine.load(starter_settings, force_rebuild=True)
     names = sorted(p.name for p in starter_settings.index_dir.iterdir())
-    assert names == sorted([INDEX_FILE, LEXICAL_FILE])
+    assert names == sorted([INDEX_FILE, LEXICAL_FILE, CHARS_FILE])
 
 
 def test_add_replace_remove_one_revision(tmp_path):
@@ -156,16 +156,18 @@ def test_a_restart_reuses_the_saved_lexical_index(starter_settings, monkeypatch)
     assert again.search("国民健康保険料はコンビニで払えますか") == expected
 
 
-def test_a_damaged_lexical_file_is_rebuilt_and_rewritten(starter_settings):
+@pytest.mark.parametrize("analyzer, name", [("words", LEXICAL_FILE), ("chars", CHARS_FILE)])
+def test_a_damaged_lexical_file_is_rebuilt_and_rewritten(starter_settings, analyzer, name):
     first = Engine.load(starter_settings)
     expected = first.search("粗大ごみを出したい")
-    path = starter_settings.index_dir / LEXICAL_FILE
+    path = starter_settings.index_dir / name
     path.write_bytes(b"not gzip")
-    assert LexicalIndex.load(starter_settings.index_dir) is None
+    assert LexicalIndex.load(starter_settings.index_dir, analyzer) is None
     again = Engine.load(starter_settings)
     assert again.search("粗大ごみを出したい") == expected
-    reloaded, revision = LexicalIndex.load(starter_settings.index_dir)
+    reloaded, revision = LexicalIndex.load(starter_settings.index_dir, analyzer)
     assert reloaded.keys() == again.lexical.keys() and revision == again.dense.knowledge_revision
+    assert reloaded.analyzer == analyzer
 
 
 def test_an_index_from_another_encoder_is_refused_or_rebuilt(starter_settings, tmp_path):

@@ -1,4 +1,4 @@
-from assistant.text import analyze, content_terms, normalize_text
+from assistant.text import analyze, char_grams, content_terms, normalize_text
 
 
 def test_offsets_index_the_original_text():
@@ -26,6 +26,16 @@ def test_long_text_is_analyzed_in_chunks_with_correct_offsets():
     words = analyze(text)
     assert words[-1].end == len(text)
     assert all(text[w.start : w.end] == w.surface for w in words)
+
+
+def test_char_grams_skip_punctuation_and_hiragana_only_pieces():
+    assert char_grams("国保料（こくほ）を払う！") == ["国保", "保料", "を払", "払う"]
+    assert char_grams("ＥＬＴＡＸ") == ["el", "lt", "ta", "ax"]  # NFKC, lower case
+    assert char_grams("です。ます") == []
+
+
+def test_interjections_are_not_content():
+    assert content_terms("こんにちは、住民票を取りたい") == content_terms("住民票を取りたい")
 
 
 def test_normalize_text():
