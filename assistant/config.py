@@ -66,6 +66,8 @@ class Settings:
     home: Path
     encoder_path: Path
     city_path: Path = PROJECT_ROOT / "knowledge" / "city.yaml"
+    # Questions to hand off (assistant.out_of_scope); the file may be absent.
+    out_of_scope_path: Path = PROJECT_ROOT / "knowledge" / "out_of_scope.yaml"
     api_port: int = 8000
     rasa_port: int = 5005
     action_port: int = 5055
@@ -73,11 +75,14 @@ class Settings:
     # were set from the dev set). The confidence is the best entry's cosine with the
     # question; to answer, the entry must also cover this share of the question's words.
     answer_threshold: float = 0.87
-    answer_coverage: float = 0.6
+    answer_coverage: float = 0.5
     clarify_threshold: float = 0.78
     # Below this gap between the ranking scores of the best two entries the engine asks
     # which one is meant.
     tie_margin: float = 0.04
+    # Hand off when the closest out-of-scope example (assistant.out_of_scope) is closer
+    # to the question than the best entry is, less this margin.
+    out_of_scope_margin: float = -0.02
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
     # After Rasa failed, the chat answers from the engine for this long before trying again.
@@ -143,6 +148,9 @@ class Settings:
             home=home,
             encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
             city_path=Path(env.get("MADOGUCHI_CITY") or cls.city_path).resolve(),
+            out_of_scope_path=Path(
+                env.get("MADOGUCHI_OUT_OF_SCOPE") or cls.out_of_scope_path
+            ).resolve(),
             separate_approver=_flag(env, "MADOGUCHI_SEPARATE_APPROVER", True),
             chat_rate_per_client=_int(
                 env, "MADOGUCHI_CHAT_RATE_PER_CLIENT", cls.chat_rate_per_client, 1, 10**6
@@ -158,6 +166,9 @@ class Settings:
             clarify_threshold=clarify,
             answer_coverage=_float(env, "MADOGUCHI_ANSWER_COVERAGE", cls.answer_coverage, 0.0, 1.0),
             tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
+            out_of_scope_margin=_float(
+                env, "MADOGUCHI_OUT_OF_SCOPE_MARGIN", cls.out_of_scope_margin, -1.0, 1.0
+            ),
             rasa_timeout_s=_float(env, "MADOGUCHI_RASA_TIMEOUT", cls.rasa_timeout_s, 0.1, 600.0),
             rasa_retry_s=_float(env, "MADOGUCHI_RASA_RETRY", cls.rasa_retry_s, 0.0, 3600.0),
             startup_wait_s=_float(env, "MADOGUCHI_STARTUP_WAIT", cls.startup_wait_s, 0.0, 3600.0),

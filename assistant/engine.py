@@ -41,6 +41,7 @@ from assistant.encoder import encoder_fingerprint, load_encoder
 from assistant.errors import IndexUnavailable
 from assistant.index import DenseIndex
 from assistant.lexical import LexicalIndex
+from assistant.out_of_scope import load_examples
 from assistant.text import char_grams, content_terms
 from knowledge.city import CityProfile
 from knowledge.model import Entry, EntryNotFound, revision_in_force
@@ -76,6 +77,8 @@ class Decision:
     confidence: float
     candidates: tuple[Candidate, ...] = field(default=())
     knowledge_revision: int = 0
+    # Cosine with the closest out-of-scope example (assistant.out_of_scope), 0 if none.
+    out_of_scope: float = 0.0
 
     @property
     def best(self) -> Candidate | None:
@@ -85,21 +88,40 @@ class Decision:
 MAX_PASSAGES = 12
 
 
+def paragraphs(answer: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
+
+
 def passages(answer: str) -> list[str]:
     """The answer's paragraphs (split at blank lines), when it has more than one."""
-    parts = [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
+    parts = paragraphs(answer)
     return parts[:MAX_PASSAGES] if len(parts) > 1 else []
 
 
 def entry_texts(entry: Entry) -> list[tuple[str, str]]:
-    """(kind, text) pairs indexed for an entry: a long answer is also indexed paragraph
-    by paragraph, as one mean-pooled vector of a whole page says little of its parts."""
+    """(kind, text) pairs indexed for an entry. A long answer is indexed paragraph by
+    paragraph, as one mean-pooled vector of a whole page says little of its parts (and
+    the whole answer's vector added nothing on top of its paragraphs' on the dev set)."""
+    parts = passages(entry.answer)
+    whole = (
+        [("answer", entry.answer)]
+        if not parts or len(parts) < len(paragraphs(entry.answer))
+        else []
+    )
     return (
         [("title", entry.title)]
         + [("question", q) for q in entry.questions]
-        + [("answer", entry.answer)]
-        + [("passage", p) for p in passages(entry.answer)]
+        + whole
+        + [("passage", p) for p in parts]
     )
+
+
+def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
+    """(head, body) for the lexical indexes: title and phrasings; the answer, given by
+    paragraph when the dense side has just analysed them (one analysis, not two)."""
+    parts = passages(entry.answer)
+    whole = len(parts) == len(paragraphs(entry.answer)) and parts
+    return [entry.title, *entry.questions], (parts if whole else [entry.answer])
 
 
 def revision_key(entry: Entry) -> str:
@@ -138,6 +160,12 @@ class Engine:
         self.rebuilt_because: str | None = None  # why load() rebuilt the index, if it did
         self._rendered: dict[str, Entry] = {}  # key -> the revision with placeholders filled
         self._previewing = False  # while True, sync() leaves the index alone
+        self.out_of_scope = load_examples(settings.out_of_scope_path)
+        self._out_of_scope_vectors = (
+            self.encode(self.out_of_scope)
+            if self.out_of_scope
+            else np.zeros((0, encoder.get_embedding_dimension()), dtype="float32")
+        )
 
     # -- loading and keeping in step ------------------------------------------------
 
@@ -232,8 +260,7 @@ class Engine:
             for key in stale:
                 self.dense.remove(key)
             for key in progress(fresh) if progress else fresh:
-                pairs = entry_texts(published[key])
-                self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
+                self._index(key, published[key])
             converted = (
                 not self.dense.approximate
                 and len(self.dense.rows) >= self.settings.approximate_from
@@ -253,14 +280,21 @@ class Engine:
                 )
             return changed
 
+    def _index(self, key: str, entry: Entry) -> None:
+        """Add one revision to all three indexes (its texts are analysed once: the
+        lexical side reuses what the encoder's tokenizer just analysed)."""
+        pairs = entry_texts(entry)
+        self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
+        for lexical in (self.lexical, self.chars):
+            lexical.add(key, *lexical_texts(entry))
+
     def _set_revisions(self, published: dict[str, Entry]) -> None:
         for lexical in (self.lexical, self.chars):
             indexed = lexical.keys()
             for key in indexed - published.keys():
                 lexical.remove(key)
             for key in sorted(published.keys() - indexed):
-                entry = published[key]
-                lexical.add(key, [entry.title, *entry.questions], [entry.answer])
+                lexical.add(key, *lexical_texts(published[key]))
         self.revisions = published
         self._rendered = {k: v for k, v in self._rendered.items() if k in published}
         self.key_of = {(entry.id, entry.revision): key for key, entry in published.items()}
@@ -333,8 +367,10 @@ class Engine:
                 for score, key, dense_score, coverage in scored[:top_k]
             ]
             revision = self.dense.knowledge_revision
+        examples = self._out_of_scope_vectors
+        out_of_scope = round(float((examples @ vector).max()), 6) if len(examples) else 0.0
         # Ties are broken by id (above) so equal scores never reorder between processes.
-        return self._decide(candidates, revision)
+        return self._decide(candidates, revision, out_of_scope)
 
     def search_in_context(
         self,
@@ -406,14 +442,16 @@ class Engine:
             self._in_force_chars = self.chars.mask(keys)
         return self._in_force_cache[1]
 
-    def _decide(self, candidates: list[Candidate], revision: int) -> Decision:
+    def _decide(self, candidates: list[Candidate], revision: int, out_of_scope: float) -> Decision:
         if not candidates:
-            return Decision("handoff", 0.0, (), revision)
+            return Decision("handoff", 0.0, (), revision, out_of_scope)
         best = candidates[0]
         confidence = best.dense
         margin = best.score - (candidates[1].score if len(candidates) > 1 else 0.0)
         s = self.settings
-        if (
+        if out_of_scope - confidence > s.out_of_scope_margin:
+            kind = "handoff"  # it looks more like a question we do not answer
+        elif (
             confidence >= s.answer_threshold
             and best.lexical >= s.answer_coverage
             and margin >= s.tie_margin
@@ -423,7 +461,7 @@ class Engine:
             kind = "clarify"
         else:
             kind = "handoff"
-        return Decision(kind, confidence, tuple(candidates), revision)
+        return Decision(kind, confidence, tuple(candidates), revision, out_of_scope)
 
     def entry(
         self, entry_id: str, revision: int | None = None, as_of: dt.date | None = None

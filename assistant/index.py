@@ -27,7 +27,7 @@ import numpy as np
 from assistant.errors import IndexUnavailable
 
 INDEX_FILE = "index.bin"
-FORMAT_VERSION = 3  # 3: answers also indexed paragraph by paragraph
+FORMAT_VERSION = 4  # 3: answers also by paragraph; 4: a whole answer only if not
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from assistant.text import ANALYSIS_VERSION, char_grams, content_terms
 
 LEXICAL_FILE = "lexical.json.gz"
 CHARS_FILE = "chars.json.gz"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: answers analysed paragraph by paragraph
 CHAR_GRAMS_VERSION = 1  # bump when char_grams() changes
 
 

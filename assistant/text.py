@@ -72,6 +72,7 @@ def normalize_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
+@lru_cache(maxsize=65536)
 def _normal_form(raw: str) -> str:
     return unicodedata.normalize("NFKC", raw).lower()
 
@@ -80,13 +81,21 @@ def _normal_form(raw: str) -> str:
 _MAX_CHUNK_CHARS = 4000
 
 
-# A search analyses its query twice (lexical terms, then the encoder's tokenizer):
-# short texts are remembered. Words are immutable, so sharing them is safe.
+# A search analyses its query twice (lexical terms, then the encoder's tokenizer), and
+# indexing an entry analyses each answer paragraph twice (its vector, then its words,
+# one right after the other): recent texts are remembered. Short ones in a large cache,
+# long ones (up to one Sudachi chunk) in a small one. Words are immutable, so sharing
+# them is safe.
 _CACHED_CHARS = 256
 
 
 @lru_cache(maxsize=2048)
 def _analyze_short(text: str) -> tuple[Word, ...]:
+    return tuple(_analyze(text))
+
+
+@lru_cache(maxsize=64)
+def _analyze_long(text: str) -> tuple[Word, ...]:
     return tuple(_analyze(text))
 
 
@@ -99,6 +108,8 @@ def analyze(text: str) -> list[Word]:
     """
     if len(text) <= _CACHED_CHARS:
         return list(_analyze_short(text))
+    if len(text) <= _MAX_CHUNK_CHARS:
+        return list(_analyze_long(text))
     return _analyze(text)
 
 

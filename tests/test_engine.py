@@ -146,3 +146,71 @@ def test_same_results_across_processes(starter_settings):
     ]
     assert runs[0] == runs[1]
     assert len(json.loads(runs[0])) == len(questions)
+
+
+def test_a_question_closer_to_an_out_of_scope_example_is_handed_off(starter_settings, tmp_path):
+    from dataclasses import replace
+
+    # Passports are the prefecture's business; the ID-documents entry mentions them.
+    question = "パスポートを作りたい"
+    examples = tmp_path / "out_of_scope.yaml"
+    examples.write_text("examples:\n  - パスポートの申請はどこでしますか\n", "utf-8")
+    without = Engine.load(replace(starter_settings, out_of_scope_path=tmp_path / "none.yaml"))
+    plain = without.search(question)
+    assert plain.kind != "handoff" and plain.out_of_scope == 0.0
+    engine = Engine.load(replace(starter_settings, out_of_scope_path=examples))
+    decision = engine.search(question)
+    assert decision.kind == "handoff"
+    assert decision.out_of_scope > decision.confidence
+    # The entries are still ranked, for the person who takes over.
+    assert decision.candidates == plain.candidates
+    # A question the city does answer is untouched by the example.
+    ours, before = engine.search("印鑑証明を取りたい"), without.search("印鑑証明を取りたい")
+    assert (ours.kind, ours.candidates) == (before.kind, before.candidates)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("examples: [", "not readable"),
+        ("- a list\n", "a list under 'examples'"),
+        ("examples:\n  - ok\n  - 12\n", "example 2 is not a non-empty text"),
+        ("examples:\n  - ''\n", "example 1 is not a non-empty text"),
+        ('examples:\n  - "two\\nlines"\n', "example 1 must be one line"),
+    ],
+)
+def test_a_malformed_out_of_scope_file_is_refused_with_where(tmp_path, text, problem):
+    from assistant.config import ConfigError
+    from assistant.out_of_scope import load_examples
+
+    path = tmp_path / "out_of_scope.yaml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_examples(path)
+    assert str(path) in str(caught.value)
+
+
+def test_the_shipped_out_of_scope_examples_load():
+    from assistant.config import PROJECT_ROOT
+    from assistant.out_of_scope import load_examples
+
+    assert len(load_examples(PROJECT_ROOT / "knowledge" / "out_of_scope.yaml")) >= 100
+
+
+def test_a_long_answer_is_indexed_by_paragraph_and_whole_only_when_some_are_left_out():
+    from dataclasses import replace
+
+    from assistant.engine import MAX_PASSAGES, entry_texts, lexical_texts
+    from knowledge.model import entry_from_mapping
+
+    entry = entry_from_mapping(
+        {"id": "a", "title": "題", "questions": ["問い"], "answer": "一段落目。\n\n二段落目。"}
+    )
+    assert [kind for kind, _ in entry_texts(entry)] == ["title", "question", "passage", "passage"]
+    assert lexical_texts(entry) == (["題", "問い"], ["一段落目。", "二段落目。"])
+    one = replace(entry, answer="一段落だけ。")
+    assert [kind for kind, _ in entry_texts(one)] == ["title", "question", "answer"]
+    many = replace(entry, answer="\n\n".join(f"{n}段落目。" for n in range(MAX_PASSAGES + 1)))
+    kinds = [kind for kind, _ in entry_texts(many)]
+    assert kinds.count("answer") == 1 and kinds.count("passage") == MAX_PASSAGES
+    assert lexical_texts(many)[1] == [many.answer]  # every word, not only 12 paragraphs'
