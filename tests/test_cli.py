@@ -33,6 +33,10 @@ def test_import_then_export_jsonl(settings, tmp_path):
     result = madoguchi(settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish")
     assert result.returncode == 0, result.stderr
     assert f"created {STARTER_COUNT}, updated 0, unchanged 0, rejected 0" in result.stdout
+    # Publishing brought the index up to date: the next search does not rebuild it.
+    assert f"index: {STARTER_COUNT} entries" in result.stdout
+    search = madoguchi(settings, "search", "粗大ごみを出したい")
+    assert search.returncode == 0 and "rebuilding" not in search.stderr, search.stderr
     out = tmp_path / "kb.jsonl"
     assert madoguchi(settings, "kb", "export", str(out), "--format", "jsonl").returncode == 0
     lines = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
