@@ -30,6 +30,16 @@ def _settings() -> Settings:
     return Settings.from_env(os.environ)
 
 
+def _share(value: str) -> float:
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a share from 0 to 1")
+    return share
+
+
 def _revision(value: str) -> int:
     digits = value.isascii() and value.isdigit() and len(value) <= 19
     if not digits or not 1 <= int(value) <= 2**63 - 1:
@@ -425,7 +435,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         qrels = read_qrels(Path(args.qrels))
     except (OSError, EvaluationInputError) as error:
         raise CliError(str(error)) from None
-    engine = Engine.load(_settings())
+    settings = _settings()
+    engine = Engine.load(settings)
+    if args.tune:
+        return _tune(args, queries, qrels, engine, settings)
     report = evaluate(
         list(tqdm(queries, desc="eval", unit="query", disable=args.json)),
         qrels,
@@ -435,6 +448,39 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_dict()))
     else:
         print("\n".join(report.lines()))
+    return 0
+
+
+def _tune(args, queries, qrels, engine, settings) -> int:
+    from assistant.evaluation import tune
+
+    found = tune(
+        list(tqdm(queries, desc="tune", unit="query", disable=args.json)),
+        qrels,
+        lambda text: engine.search(text, as_of=args.as_of, top_k=10),
+        settings,
+        min_precision=args.min_precision,
+        min_rejection=args.min_rejection,
+    )
+    if found is None:
+        raise CliError(
+            f"no thresholds give answer precision >= {args.min_precision} and hand off "
+            f">= {args.min_rejection} of the out-of-scope queries on this set: lower "
+            "--min-precision or --min-rejection, or improve the entries' phrasings"
+        )
+    figures = {
+        "answer_precision": round(found.answer_precision, 4),
+        "answer_rate": round(found.answer_rate, 4),
+        "handoff_rate": round(found.handoff_rate, 4),
+        "out_of_scope_rejection": round(found.out_of_scope_rejection, 4),
+    }
+    if args.json:
+        print(json.dumps({"settings": dict(line.split("=") for line in found.lines()), **figures}))
+        return 0
+    print("# settings (environment variables) for the service:")
+    print("\n".join(found.lines()))
+    print("# on this set (optimistic: the thresholds were chosen on it):")
+    print("\n".join(f"# {name:<24} {value}" for name, value in figures.items()))
     return 0
 
 
@@ -508,6 +554,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--qrels", required=True, metavar="FILE.json")
     evaluation.add_argument("--as-of", type=_date, help="evaluate as on this date")
     evaluation.add_argument("--json", action="store_true", help="print JSON")
+    evaluation.add_argument(
+        "--tune", action="store_true", help="propose decision thresholds from this set"
+    )
+    evaluation.add_argument(
+        "--min-precision", type=_share, default=0.95, help="of answers, with --tune"
+    )
+    evaluation.add_argument(
+        "--min-rejection",
+        type=_share,
+        default=0.9,
+        help="share of out-of-scope queries handed off, with --tune",
+    )
     evaluation.set_defaults(func=cmd_eval)
 
     from knowledge.accounts import ROLES

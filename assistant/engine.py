@@ -32,6 +32,7 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlite_utils
@@ -122,6 +123,42 @@ def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
     parts = passages(entry.answer)
     whole = len(parts) == len(paragraphs(entry.answer)) and parts
     return [entry.title, *entry.questions], (parts if whole else [entry.answer])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the decision rests on; fields are floats, or arrays for many questions at
+    once (``assistant.evaluation.tune`` tries thresholds on a whole dev set)."""
+
+    confidence: Any  # the best entry's cosine with the question
+    coverage: Any  # the share of the question's words the best entry covers
+    lead: Any  # the best entry's ranking score minus the runner-up's
+    out_of_scope: Any  # cosine with the closest out-of-scope example
+
+    @classmethod
+    def of(cls, candidates: list[Candidate], out_of_scope: float) -> Evidence:
+        best = candidates[0]
+        runner_up = candidates[1].score if len(candidates) > 1 else 0.0
+        return cls(best.dense, best.lexical, best.score - runner_up, out_of_scope)
+
+
+def decide(evidence: Evidence, s: Settings) -> np.ndarray:
+    """ "answer", "clarify" or "handoff" (an array of them for array evidence).
+
+    Hand off when the question is closer to an out-of-scope example than to the best
+    entry (less the margin). Answer when the entry is close, covers the question's words
+    and clearly leads the runner-up; offer choices when it is fairly close; else hand off.
+    """
+    e = evidence
+    rejected = np.asarray(e.out_of_scope) - e.confidence > s.out_of_scope_margin
+    answer = (
+        ~rejected
+        & (np.asarray(e.confidence) >= s.answer_threshold)
+        & (np.asarray(e.coverage) >= s.answer_coverage)
+        & (np.asarray(e.lead) >= s.tie_margin)
+    )
+    clarify = ~rejected & ~answer & (np.asarray(e.confidence) >= s.clarify_threshold)
+    return np.where(answer, "answer", np.where(clarify, "clarify", "handoff"))
 
 
 def revision_key(entry: Entry) -> str:
@@ -445,22 +482,9 @@ class Engine:
     def _decide(self, candidates: list[Candidate], revision: int, out_of_scope: float) -> Decision:
         if not candidates:
             return Decision("handoff", 0.0, (), revision, out_of_scope)
-        best = candidates[0]
-        confidence = best.dense
-        margin = best.score - (candidates[1].score if len(candidates) > 1 else 0.0)
-        s = self.settings
-        if out_of_scope - confidence > s.out_of_scope_margin:
-            kind = "handoff"  # it looks more like a question we do not answer
-        elif (
-            confidence >= s.answer_threshold
-            and best.lexical >= s.answer_coverage
-            and margin >= s.tie_margin
-        ):
-            kind = "answer"
-        elif confidence >= s.clarify_threshold:
-            kind = "clarify"
-        else:
-            kind = "handoff"
+        evidence = Evidence.of(candidates, out_of_scope)
+        kind = str(decide(evidence, self.settings))
+        confidence = evidence.confidence
         return Decision(kind, confidence, tuple(candidates), revision, out_of_scope)
 
     def entry(

@@ -125,3 +125,108 @@ def evaluate(
         out_of_scope_rejection=share(kinds_out["handoff"], out),
         out_of_scope_answered=share(kinds_out["answer"], out),
     )
+
+
+# The thresholds ``tune`` tries (every combination where clarify <= answer: ~30,000).
+TUNE_GRID = {
+    "answer_threshold": [round(0.75 + 0.01 * i, 2) for i in range(21)],  # 0.75-0.95
+    "answer_coverage": [0.0, 0.2, 0.35, 0.5, 0.6, 0.7],
+    "tie_margin": [0.0, 0.02, 0.04, 0.08],
+    "clarify_threshold": [round(0.6 + 0.02 * i, 2) for i in range(13)],  # 0.60-0.84
+    "out_of_scope_margin": [1.0, 0.05, 0.02, 0.0, -0.02, -0.05],  # 1.0: examples unused
+}
+SETTING_NAMES = {
+    "answer_threshold": "MADOGUCHI_ANSWER_THRESHOLD",
+    "answer_coverage": "MADOGUCHI_ANSWER_COVERAGE",
+    "tie_margin": "MADOGUCHI_TIE_MARGIN",
+    "clarify_threshold": "MADOGUCHI_CLARIFY_THRESHOLD",
+    "out_of_scope_margin": "MADOGUCHI_OUT_OF_SCOPE_MARGIN",
+}
+
+
+@dataclass(frozen=True)
+class Tuning:
+    values: dict[str, float]  # Settings field -> value
+    answer_precision: float
+    answer_rate: float  # in-scope questions answered directly
+    handoff_rate: float  # in-scope questions handed off
+    out_of_scope_rejection: float
+
+    def lines(self) -> list[str]:
+        return [f"{SETTING_NAMES[name]}={value}" for name, value in self.values.items()]
+
+
+def tune(
+    queries: list[tuple[str, str]],
+    qrels: dict[str, dict[str, int]],
+    search: Callable[[str], Decision],
+    settings,
+    *,
+    min_precision: float = 0.95,
+    min_rejection: float = 0.9,
+) -> Tuning | None:
+    """The decision thresholds that answer the most in-scope questions directly (less
+    those handed off) while answers stay right ``min_precision`` of the time and
+    ``min_rejection`` of the out-of-scope queries are handed off; None if none does.
+
+    Each query is searched once; every combination of TUNE_GRID is then decided by the
+    engine's own rule (``assistant.engine.decide``) on the evidence, all at once.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+
+    from assistant.engine import Evidence, decide
+
+    rows = []
+    for query_id, text in queries:
+        decision = search(text)
+        relevant = qrels.get(query_id, {})
+        if not decision.candidates:
+            rows.append((bool(relevant), False, 0.0, 0.0, 0.0, decision.out_of_scope))
+            continue
+        evidence = Evidence.of(list(decision.candidates), decision.out_of_scope)
+        top_grade = max(relevant.values(), default=0)
+        wanted = {e for e, g in relevant.items() if g == top_grade}
+        rows.append(
+            (
+                bool(relevant),
+                decision.candidates[0].entry_id in wanted,
+                evidence.confidence,
+                evidence.coverage,
+                evidence.lead,
+                evidence.out_of_scope,
+            )
+        )
+    table = np.array(rows, dtype="float64").reshape(-1, 6)
+    in_scope, right = table[:, 0] > 0, table[:, 1] > 0
+    evidence = Evidence(table[:, 2], table[:, 3], table[:, 4], table[:, 5])
+    has_out = bool((~in_scope).any())
+    best: tuple[tuple, Tuning] | None = None
+    names = list(TUNE_GRID)
+
+    def combinations(index: int, chosen: dict):
+        if index == len(names):
+            yield dict(chosen)
+            return
+        for value in TUNE_GRID[names[index]]:
+            chosen[names[index]] = value
+            yield from combinations(index + 1, chosen)
+
+    for values in combinations(0, {}):
+        if values["clarify_threshold"] > values["answer_threshold"]:
+            continue
+        kinds = decide(evidence, replace(settings, **values))
+        answered = kinds == "answer"
+        precision = float(right[answered].mean()) if answered.any() else 0.0
+        rejection = float((kinds[~in_scope] == "handoff").mean()) if has_out else 1.0
+        if precision < min_precision or rejection < min_rejection:
+            continue
+        answer_rate = float(answered[in_scope].mean()) if in_scope.any() else 0.0
+        handoff_rate = float((kinds[in_scope] == "handoff").mean()) if in_scope.any() else 0.0
+        # Most direct answers less handoffs; then the higher precision; then the first
+        # found (the grid runs from lenient to strict), so the result is reproducible.
+        key = (round(answer_rate - handoff_rate, 9), round(precision, 9))
+        if best is None or key > best[0]:
+            best = (key, Tuning(values, precision, answer_rate, handoff_rate, rejection))
+    return best[1] if best else None

@@ -12,12 +12,15 @@ import pytest
 from tests.conftest import STARTER, STARTER_COUNT
 
 
-def madoguchi(settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def madoguchi(
+    settings, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "MADOGUCHI_HOME": str(settings.home),
         "MADOGUCHI_ENCODER": str(settings.encoder_path),
         "HF_HUB_OFFLINE": "1",
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *args],

@@ -73,3 +73,33 @@ def test_eval_command_reports_every_figure(starter_settings):
     for name in ("ndcg_at_10", "recall_at_10", "hit_at_1", "mrr", "answer_precision"):
         assert 0.0 <= report[name] <= 1.0
     assert {"handoff_rate", "out_of_scope_rejection"} <= set(report)
+
+
+def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
+    dev = ["--queries", str(DEV / "dev_queries.jsonl"), "--qrels", str(DEV / "dev_qrels.json")]
+    result = madoguchi(starter_settings, "eval", *dev, "--tune", "--json")
+    assert result.returncode == 0, result.stderr
+    proposal = json.loads(result.stdout)
+    assert set(proposal["settings"]) == {
+        "MADOGUCHI_ANSWER_THRESHOLD",
+        "MADOGUCHI_ANSWER_COVERAGE",
+        "MADOGUCHI_TIE_MARGIN",
+        "MADOGUCHI_CLARIFY_THRESHOLD",
+        "MADOGUCHI_OUT_OF_SCOPE_MARGIN",
+    }
+    assert proposal["answer_precision"] >= 0.95 and proposal["out_of_scope_rejection"] >= 0.9
+    # The service run with them decides exactly as the proposal said.
+    report = json.loads(
+        madoguchi(starter_settings, "eval", *dev, "--json", env=proposal["settings"]).stdout
+    )
+    for name in ("answer_precision", "answer_rate", "handoff_rate", "out_of_scope_rejection"):
+        assert report[name] == proposal[name], name
+
+
+def test_tune_says_so_when_no_thresholds_reach_the_targets(starter_settings):
+    dev = ["--queries", str(DEV / "dev_queries.jsonl"), "--qrels", str(DEV / "dev_qrels.json")]
+    result = madoguchi(starter_settings, "eval", *dev, "--tune", "--min-precision", "1")
+    assert result.returncode != 0
+    assert "no thresholds give answer precision >= 1.0" in result.stderr
+    bad = madoguchi(starter_settings, "eval", *dev, "--tune", "--min-precision", "95")
+    assert bad.returncode == 2 and "is not a share from 0 to 1" in bad.stderr
