@@ -475,10 +475,10 @@ def _tune(args, queries, qrels, engine, settings) -> int:
         "out_of_scope_rejection": round(found.out_of_scope_rejection, 4),
     }
     if args.json:
-        print(json.dumps({"settings": dict(line.split("=") for line in found.lines()), **figures}))
+        print(json.dumps({"settings": found.environment(), **figures}))
         return 0
     print("# settings (environment variables) for the service:")
-    print("\n".join(found.lines()))
+    print("\n".join(f"{name}={value}" for name, value in found.environment().items()))
     print("# on this set (optimistic: the thresholds were chosen on it):")
     print("\n".join(f"# {name:<24} {value}" for name, value in figures.items()))
     return 0

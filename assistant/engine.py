@@ -89,30 +89,25 @@ class Decision:
 MAX_PASSAGES = 12
 
 
-def paragraphs(answer: str) -> list[str]:
-    return [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
-
-
-def passages(answer: str) -> list[str]:
-    """The answer's paragraphs (split at blank lines), when it has more than one."""
-    parts = paragraphs(answer)
-    return parts[:MAX_PASSAGES] if len(parts) > 1 else []
+def answer_parts(answer: str) -> tuple[list[str], bool]:
+    """The answer's paragraphs indexed on their own (split at blank lines; none when
+    there is only one), and whether the whole answer must be indexed as well: when it is
+    one paragraph, or has more than MAX_PASSAGES of them."""
+    parts = [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
+    if len(parts) < 2:
+        return [], True
+    return parts[:MAX_PASSAGES], len(parts) > MAX_PASSAGES
 
 
 def entry_texts(entry: Entry) -> list[tuple[str, str]]:
     """(kind, text) pairs indexed for an entry. A long answer is indexed paragraph by
     paragraph, as one mean-pooled vector of a whole page says little of its parts (and
     the whole answer's vector added nothing on top of its paragraphs' on the dev set)."""
-    parts = passages(entry.answer)
-    whole = (
-        [("answer", entry.answer)]
-        if not parts or len(parts) < len(paragraphs(entry.answer))
-        else []
-    )
+    parts, whole = answer_parts(entry.answer)
     return (
         [("title", entry.title)]
         + [("question", q) for q in entry.questions]
-        + whole
+        + ([("answer", entry.answer)] if whole else [])
         + [("passage", p) for p in parts]
     )
 
@@ -120,9 +115,8 @@ def entry_texts(entry: Entry) -> list[tuple[str, str]]:
 def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
     """(head, body) for the lexical indexes: title and phrasings; the answer, given by
     paragraph when the dense side has just analysed them (one analysis, not two)."""
-    parts = passages(entry.answer)
-    whole = len(parts) == len(paragraphs(entry.answer)) and parts
-    return [entry.title, *entry.questions], (parts if whole else [entry.answer])
+    parts, whole = answer_parts(entry.answer)
+    return [entry.title, *entry.questions], ([entry.answer] if whole else parts)
 
 
 @dataclass(frozen=True)

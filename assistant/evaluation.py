@@ -70,6 +70,12 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     }
 
 
+def answering(relevant: dict[str, int]) -> set[str]:
+    """The entries of the best grade: the ones that answer (none for out of scope)."""
+    top = max(relevant.values(), default=0)
+    return {e for e, g in relevant.items() if g == top}
+
+
 def dcg(grades: Iterable[int]) -> float:
     return sum((2**g - 1) / math.log2(rank + 2) for rank, g in enumerate(grades))
 
@@ -95,8 +101,7 @@ def evaluate(
             continue
         in_scope += 1
         kinds_in[decision.kind] += 1
-        best_grade = max(relevant.values())
-        best = {e for e, g in relevant.items() if g == best_grade}
+        best = answering(relevant)
         ideal = dcg(sorted(relevant.values(), reverse=True)[:10])
         ndcg += dcg(relevant.get(e, 0) for e in ranked) / ideal
         recall += len(set(ranked) & relevant.keys()) / len(relevant)
@@ -152,8 +157,9 @@ class Tuning:
     handoff_rate: float  # in-scope questions handed off
     out_of_scope_rejection: float
 
-    def lines(self) -> list[str]:
-        return [f"{SETTING_NAMES[name]}={value}" for name, value in self.values.items()]
+    def environment(self) -> dict[str, str]:
+        """The values as the service's environment variables."""
+        return {SETTING_NAMES[name]: str(value) for name, value in self.values.items()}
 
 
 def tune(
@@ -186,12 +192,10 @@ def tune(
             rows.append((bool(relevant), False, 0.0, 0.0, 0.0, decision.out_of_scope))
             continue
         evidence = Evidence.of(list(decision.candidates), decision.out_of_scope)
-        top_grade = max(relevant.values(), default=0)
-        wanted = {e for e, g in relevant.items() if g == top_grade}
         rows.append(
             (
                 bool(relevant),
-                decision.candidates[0].entry_id in wanted,
+                decision.candidates[0].entry_id in answering(relevant),
                 evidence.confidence,
                 evidence.coverage,
                 evidence.lead,

@@ -209,13 +209,6 @@ class LexicalIndex:
         allowed[[self._slots[k] for k in keys if k in self._slots]] = True
         return allowed
 
-    def top(
-        self, query_terms: list[str], limit: int, allowed: np.ndarray | None = None
-    ) -> list[str]:
-        """The ``limit`` best documents by BM25 (only where the ``mask`` ``allowed`` is
-        True), best first; equal scores in key order."""
-        return self.hits(query_terms, allowed).top(limit)
-
     def query_weights(self, query_terms: list[str]) -> dict[str, float]:
         """IDF weight of each query word; words never seen weigh as much as the rarest."""
         top = math.log(1.0 + (len(self._docs) + 0.5) / 0.5)

@@ -155,7 +155,7 @@ def char_grams(text: str) -> list[str]:
     particles, and are left out.
     """
     pieces: list[str] = []
-    for run in _GRAM_BREAKS.split(unicodedata.normalize("NFKC", text).lower()):
+    for run in _GRAM_BREAKS.split(normalize_text(text)):
         pieces.extend(
             gram for i in range(len(run) - 1) if not _HIRAGANA_ONLY.match(gram := run[i : i + 2])
         )

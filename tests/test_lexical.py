@@ -39,18 +39,18 @@ def test_scores_match_the_formula():
 def test_top_ranks_filters_and_breaks_ties_by_key():
     index = small_index()
     terms = content_terms("ごみの出し方")
-    ranked = index.top(terms, 5)
+    ranked = index.hits(terms).top(5)
     scores = index.scores(terms)
     assert ranked == sorted(scores, key=lambda k: (-scores[k], k))
-    assert index.top(terms, 1) == ranked[:1]
+    assert index.hits(terms).top(1) == ranked[:1]
     only_shigen = index.mask(["shigen", "juminhyo"])
-    assert index.top(terms, 5, only_shigen) == ["shigen"]
-    assert index.top(content_terms("天気予報"), 5) == []
+    assert index.hits(terms, only_shigen).top(5) == ["shigen"]
+    assert index.hits(content_terms("天気予報")).top(5) == []
 
     twins = LexicalIndex()
     for key in ["b", "c", "a"]:
         twins.add(key, ["住民票"], [])
-    assert twins.top(["住民"], 2) == twins.top(content_terms("住民票"), 2) == ["a", "b"]
+    assert twins.hits(["住民"]).top(2) == twins.hits(content_terms("住民票")).top(2) == ["a", "b"]
 
 
 def test_removed_documents_free_their_slot_and_scores_stay_exact():
@@ -58,7 +58,7 @@ def test_removed_documents_free_their_slot_and_scores_stay_exact():
     index.remove("gomi")
     assert "gomi" not in index.scores(content_terms("粗大ごみ"))
     index.add("sodai", ["粗大ごみの申込み"], ["電話で申し込みます。"])  # reuses the slot
-    assert index.top(content_terms("粗大ごみ"), 5)[0] == "sodai"
+    assert index.hits(content_terms("粗大ごみ")).top(5)[0] == "sodai"
     fresh = LexicalIndex()
     fresh.add("shigen", ["資源ごみの出し方"], ["資源ごみは水曜日に出します。"])
     fresh.add("juminhyo", ["住民票の写し"], ["住民票は市民課で請求できます。"])
