@@ -92,16 +92,26 @@ class DegradedChat:
             return memory
 
     def respond(
-        self, db: sqlite_utils.Database, session_id: str, message: str, page: str | None
+        self,
+        db: sqlite_utils.Database,
+        session_id: str,
+        message: str,
+        page: str | None,
+        handoff_allowed: bool = True,
     ) -> Turn:
-        """One resident message, answered without Rasa. ``message`` is already masked."""
+        """One resident message, answered without Rasa. ``message`` is already masked;
+        without ``handoff_allowed`` (the address opened too many tickets lately) a
+        handoff is refused politely and no ticket is opened."""
         memory = self._memory(session_id)
         now = self.engine.city.now()
         memory.turns.append({"role": "resident", "text": message, "at": now.timestamp()})
         outcome = self._outcome(db, session_id, memory, message)
         replies = list(outcome.replies)
         handoff_id = None
-        if outcome.handoff:
+        if outcome.handoff and not handoff_allowed:
+            text = dialogue.handoff_limited_reply(self.engine.city)
+            replies.append(dialogue.Reply(text, "handoff_refused"))
+        elif outcome.handoff:
             text = dialogue.handoff_reply(self.engine.city, now)
             turns = [*memory.turns, *({"role": "assistant", "text": r.text} for r in replies)]
             turns.append({"role": "assistant", "text": text, "at": now.timestamp()})

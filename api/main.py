@@ -18,7 +18,7 @@ from api.residents import RateLimiter, SessionIds, load_secret
 from api.routes import auth, chat, editor, health, pages, staff, tickets, unanswered, users
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
-from assistant.config import Settings
+from assistant.config import HANDOFF_WINDOW_S, Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,6 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_ids = SessionIds(load_secret(settings_.secret_path))
         app.state.chat_per_client = RateLimiter(settings_.chat_rate_per_client)
         app.state.chat_per_session = RateLimiter(settings_.chat_rate_per_session)
+        app.state.handoffs_per_client = RateLimiter(
+            settings_.handoff_rate_per_client, window_s=HANDOFF_WINDOW_S
+        )
         # The chat page polls every 3 s while a person has the conversation.
         app.state.polls_per_session = RateLimiter(60)
         app.state.metrics = Metrics(app.state.settings, lambda: service_state(app))

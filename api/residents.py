@@ -76,20 +76,36 @@ class RateLimiter:
         self._events: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
         self._lock = threading.Lock()
 
+    def _recent(self, key: str, now: float) -> collections.deque:
+        """``key``'s events inside the window (call holding the lock)."""
+        events = self._events.pop(key, None) or collections.deque()
+        while events and events[0] <= now - self.window_s:
+            events.popleft()
+        self._events[key] = events
+        if len(self._events) > self.max_keys:
+            self._events.popitem(last=False)
+        return events
+
     def retry_after(self, key: str) -> int:
         """Record an event for ``key``; 0 if allowed, else seconds until it would be."""
         now = time.monotonic()
         with self._lock:
-            events = self._events.pop(key, None) or collections.deque()
-            while events and events[0] <= now - self.window_s:
-                events.popleft()
-            self._events[key] = events
-            if len(self._events) > self.max_keys:
-                self._events.popitem(last=False)
+            events = self._recent(key, now)
             if len(events) >= self.limit:
                 return max(1, int(events[0] + self.window_s - now) + 1)
             events.append(now)
             return 0
+
+    def full(self, key: str) -> bool:
+        """Whether one more event for ``key`` would be over the limit (nothing recorded):
+        for limits counted only when the event happened, such as a ticket opened."""
+        with self._lock:
+            return len(self._recent(key, time.monotonic())) >= self.limit
+
+    def record(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent(key, now).append(now)
 
     def check(self, key: str) -> None:
         wait = self.retry_after(key)

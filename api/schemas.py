@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from knowledge.model import has_control_characters
+from knowledge.model import has_control_characters, has_html
 
 MAX_MESSAGE_CHARS = 1000
 # The largest integer SQLite stores: bound every id, revision and offset a client sends.
@@ -33,8 +33,15 @@ class ChatRequest(BaseModel):
         if not value.strip():
             raise ValueError("message must not be empty or only whitespace")
         if has_control_characters(value):
-            raise ValueError("message must not contain control characters")
+            raise ValueError("message must not contain control characters or invisible characters")
         return value.strip()
+
+    @field_validator("page")
+    @classmethod
+    def page_text(cls, value: str) -> str:
+        if has_control_characters(value):
+            raise ValueError("page must not contain control characters or invisible characters")
+        return value
 
 
 class Button(BaseModel):
@@ -51,7 +58,12 @@ class ChatReply(BaseModel):
 
 class ChatResponse(BaseModel):
     session_id: str
-    decision: Literal["answer", "clarify", "handoff", "rephrase", "feedback", "smalltalk"]
+    decision: Literal[
+        "answer", "clarify", "handoff", "handoff_refused", "rephrase", "feedback", "smalltalk"
+    ] = Field(
+        description="handoff_refused: this address opened too many tickets lately; "
+        "no ticket was opened (the reply says to wait or phone)."
+    )
     replies: list[ChatReply]
     handoff_id: int | None = None
     degraded: bool | None = Field(
@@ -181,6 +193,13 @@ class EntryHistoryPublic(BaseModel):
 class ArchiveRequest(BaseModel):
     reason: str = Field(default="", max_length=500)
 
+    @field_validator("reason")
+    @classmethod
+    def plain_reason(cls, value: str) -> str:
+        if has_control_characters(value) or has_html(value):
+            raise ValueError("reason must be plain text (no HTML, no control characters)")
+        return value
+
 
 class RollbackRequest(BaseModel):
     to_revision: int = Field(ge=1, le=SQLITE_INT_MAX)
@@ -210,6 +229,11 @@ class TicketPublic(BaseModel):
     note: str
     transcript: list[TurnPublic]
     candidates: list[dict]
+    masked: list[str] = Field(
+        default_factory=list,
+        description="After a reply or resolve: the kinds of personal data masked in the "
+        "text just sent (個人番号, 電話番号, ...); the staff page warns.",
+    )
 
 
 class TicketsPublic(BaseModel):

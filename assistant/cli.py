@@ -66,6 +66,12 @@ def _check_text_arguments(args: argparse.Namespace) -> None:
             raise CliError(f"{shown} must not contain control characters")
 
 
+def _days(value: str) -> int:
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 36500):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of days (1-36500)")
+    return int(value)
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -484,6 +490,14 @@ def _tune(args, queries, qrels, engine, settings) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from assistant.retention import run_purge
+
+    report = run_purge(_settings(), days=args.days, actor=_actor(args))
+    print(report.summary())
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from assistant.launcher import Stack
 
@@ -605,6 +619,17 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("path", help="a file written by `madoguchi backup`")
     restore.add_argument("--user", help="who restores (for the audit log)")
     restore.set_defaults(func=cmd_restore)
+
+    purge = commands.add_parser(
+        "purge", help="delete resident data older than the retention period (audited)"
+    )
+    purge.add_argument(
+        "--days",
+        type=_days,
+        help="delete what is older than this many days (default: MADOGUCHI_RETENTION_DAYS)",
+    )
+    purge.add_argument("--user", help="who purges (for the audit log)")
+    purge.set_defaults(func=cmd_purge)
 
     serve = commands.add_parser("serve", help="start Rasa, the action server and the API")
     serve.set_defaults(func=cmd_serve)

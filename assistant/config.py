@@ -61,6 +61,9 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
+HANDOFF_WINDOW_S = 600.0
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -100,6 +103,12 @@ class Settings:
     # conversation. Over them the chat answers 429 with Retry-After.
     chat_rate_per_client: int = 60
     chat_rate_per_session: int = 20
+    # Handoffs (new tickets) from one client address per ``HANDOFF_WINDOW_S``: beyond
+    # it the resident is asked to wait or phone, and no ticket is opened.
+    handoff_rate_per_client: int = 5
+    # Resident data (resolved tickets with their transcripts, staff messages, feedback,
+    # Rasa's conversations, failed logins) older than this is deleted (madoguchi purge).
+    retention_days: int = 90
     # Session cookies are always Secure when the request came over HTTPS (directly or, with
     # uvicorn's --forwarded-allow-ips, through a proxy); set this to require it always.
     secure_cookies: bool = False
@@ -112,6 +121,11 @@ class Settings:
     def secret_path(self) -> Path:
         """A random key made on first use; it signs the chat's session ids."""
         return self.home / "secret.key"
+
+    @property
+    def trackers_path(self) -> Path:
+        """Rasa's tracker store (SQLite): every conversation's events."""
+        return self.rasa_dir / "trackers.db"
 
     @property
     def index_dir(self) -> Path:
@@ -158,6 +172,10 @@ class Settings:
             chat_rate_per_session=_int(
                 env, "MADOGUCHI_CHAT_RATE_PER_SESSION", cls.chat_rate_per_session, 1, 10**6
             ),
+            handoff_rate_per_client=_int(
+                env, "MADOGUCHI_HANDOFF_RATE_PER_CLIENT", cls.handoff_rate_per_client, 1, 10**6
+            ),
+            retention_days=_int(env, "MADOGUCHI_RETENTION_DAYS", cls.retention_days, 1, 36500),
             secure_cookies=_flag(env, "MADOGUCHI_SECURE_COOKIES", False),
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),

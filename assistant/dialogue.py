@@ -36,6 +36,11 @@ HANDOFF_CLOSED = (
     "ただいま受付時間外です。担当の職員が{next}以降に、このチャットでお返事します"
     "（受付：{hours}。{closed}はお休みです）。"
 )
+HANDOFF_LIMITED = (
+    "申し訳ありません。短い時間に多くのお問い合わせをいただいたため、ただいまこのチャットから"
+    "職員におつなぎできません。しばらく時間をおいてからもう一度お試しいただくか、"
+    "{phone}（{hours}）までお電話ください。"
+)
 FAILED_TURNS_BEFORE_HANDOFF = 2
 
 
@@ -140,6 +145,12 @@ def respond(engine: Engine, decision: Decision, failed_turns: int) -> Outcome:
         )
     reply = Reply(REPHRASE, "rephrase", fields={"candidates": candidates_payload(decision)})
     return Outcome((reply,), {"failed_turns": failed})
+
+
+def handoff_limited_reply(city: CityProfile) -> str:
+    """What the resident is told when their address opened too many tickets lately
+    (``MADOGUCHI_HANDOFF_RATE_PER_CLIENT``): no ticket is opened."""
+    return HANDOFF_LIMITED.format(phone=city.main_phone, hours=city.hours_text)
 
 
 def handoff_reply(city: CityProfile, now: dt.datetime) -> str:

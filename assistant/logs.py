@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from knowledge.tickets import mask_personal_data
+from knowledge.privacy import mask_personal_data
 
 _REQUEST_ID = contextvars.ContextVar[str | None]("madoguchi_request_id", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from knowledge.model import KnowledgeError, text_problem
+from knowledge.privacy import mask_personal_data
 from knowledge.store import now_iso, record_audit, write_transaction
 
 ROLES = ("staff", "editor", "admin")
@@ -328,7 +329,10 @@ def log_in(
     """Check the password and open a session (``kind`` "cookie") or issue a bearer token
     (``kind`` "token", valid ``lifetime_s``). Raises LoginThrottled or LoginFailed."""
     name = name[:64]
-    wait = throttled_for(db, name, client)
+    # Failures are kept by the name typed, which may be anything (a phone number typed
+    # in the wrong box): kept and counted masked.
+    recorded = mask_personal_data(name)
+    wait = throttled_for(db, recorded, client)
     if wait:
         raise LoginThrottled(wait)
     rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
@@ -336,7 +340,7 @@ def log_in(
     good = verify_password(password[:MAX_PASSWORD], row["password_hash"] if row else _dummy_hash())
     if not good or row is None or row["disabled_at"]:
         with write_transaction(db):
-            db["login_failures"].insert({"name": name, "client": client, "at": now_iso()})
+            db["login_failures"].insert({"name": recorded, "client": client, "at": now_iso()})
             db.execute("DELETE FROM login_failures WHERE at < ?", [_since(FAILURE_WINDOW_S)])
             record_audit(
                 db,

@@ -6,7 +6,12 @@ YAML: a directory with one ``<id>.yaml`` file per entry (how the starter entries
 kept and reviewed), or a single file holding a list of entries.
 CSV: for Excel. UTF-8 with a byte-order mark, CRLF line ends, one column per field in
 schema order; list fields (questions, documents, tags) hold one item per line inside
-their cell (:data:`CSV_LIST_SEPARATOR`).
+their cell (:data:`CSV_LIST_SEPARATOR`). A cell that a spreadsheet would read as a
+formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return; a
+resident's question can reach an entry through a staff proposal) is written with a
+leading ``'``, which Excel shows as text and hides; import takes that ``'`` off again.
+A cell that itself starts with ``'`` before such a character gets one more, so every
+cell comes back from a round trip exactly as it was.
 
 Imports are all or nothing: every entry is validated first, and one bad entry rejects
 the whole file with every problem listed, leaving the database untouched.
@@ -19,6 +24,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +46,18 @@ from knowledge.workflow import add_revision, live_others, phrasing_problems
 FORMATS = ("jsonl", "yaml", "csv")
 CSV_LIST_SEPARATOR = "\n"
 _CSV_LIST_FIELDS = ("questions", "documents", "tags")
+# Cells a spreadsheet would run as a formula, after any apostrophes already there.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def csv_cell(value: str) -> str:
+    """``value`` safe to open in a spreadsheet: a formula becomes text (leading ``'``)."""
+    return "'" + value if _FORMULA.match(value) else value
+
+
+def csv_value(cell: str) -> str:
+    """The value :func:`csv_cell` wrote: one leading ``'`` taken off a neutralised cell."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
 
 
 class ImportFailed(KnowledgeError):
@@ -113,10 +131,11 @@ def _read_csv(path: Path) -> list[tuple[str, Any]]:
         ) from None
     for line, row in rows:
         record: dict[str, Any] = {}
-        for name, value in row.items():
-            if name is None or value is None:
+        for name, cell in row.items():
+            if name is None or cell is None:
                 problems.append(f"{path.name}:{line}: wrong number of cells")
                 continue
+            value = csv_value(cell)
             if name in _CSV_LIST_FIELDS:
                 record[name] = [item for item in value.split(CSV_LIST_SEPARATOR) if item.strip()]
             elif name in ("valid_from", "valid_until"):
@@ -142,7 +161,9 @@ def _read_jsonl(path: Path) -> list[tuple[str, Any]]:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise ImportFailed(str(path), [f"{path}: not UTF-8 text ({error.reason})"]) from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines() also splits at U+0085 and U+2028, which
+    # JSON strings may hold unescaped.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -291,9 +312,11 @@ def _csv_text(entries: list[Entry]) -> str:
     for entry in entries:
         content = entry.content()
         writer.writerow(
-            CSV_LIST_SEPARATOR.join(content[name])
-            if name in _CSV_LIST_FIELDS
-            else ("" if content[name] is None else content[name])
+            csv_cell(
+                CSV_LIST_SEPARATOR.join(content[name])
+                if name in _CSV_LIST_FIELDS
+                else ("" if content[name] is None else content[name])
+            )
             for name in SCHEMA_FIELDS
         )
     return "\ufeff" + out.getvalue()

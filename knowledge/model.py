@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from knowledge.privacy import CARD, MY_NUMBER, find_personal_data
+
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 # A revision's life: draft -> in_review -> published; archived when the entry is withdrawn.
 STATUSES = ("draft", "in_review", "published", "archived")
@@ -131,9 +133,21 @@ def revision_in_force(revisions: Iterable[Entry], as_of: dt.date) -> Entry | Non
     return max(covering, key=lambda r: (r.valid_from or dt.date.min, r.revision))
 
 
+# Characters that change how text shows without being seen: bidirectional overrides
+# and isolates (U+202E turns 「exe.txt」 around), zero-width ones, and C1 controls.
+_INVISIBLE = frozenset(
+    [chr(c) for c in range(0x80, 0xA0)]
+    + [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u061c", "\u2060", "\ufeff"]
+)
+
+
 def has_control_characters(text: str) -> bool:
-    """Control characters other than line breaks and tabs: never wanted in typed text."""
-    return any(ord(ch) < 32 and ch not in "\n\t" for ch in text)
+    """Control characters other than line breaks and tabs, and invisible formatting
+    characters (bidirectional controls, zero-width characters): never wanted in typed
+    text, and able to make a text read differently from what it holds."""
+    return any((ord(ch) < 32 and ch not in "\n\t") or ch in _INVISIBLE for ch in text)
 
 
 def has_lone_surrogates(text: str) -> bool:
@@ -151,8 +165,30 @@ def text_problem(text: str) -> str | None:
     if has_lone_surrogates(text):
         return "is not valid Unicode (it holds a lone surrogate)"
     if has_control_characters(text.replace("\r", "")):
-        return "must not contain control characters"
+        return "must not contain control characters or invisible formatting characters"
     return None
+
+
+_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!?]")
+HTML_PROBLEM = "must not contain HTML tags (such as <script>); use plain text or Markdown"
+
+
+PERSONAL_NUMBER_PROBLEM = (
+    "holds what looks like a My Number or a card number; "
+    "entries are public and must not carry a person's numbers"
+)
+
+
+def has_personal_number(text: str) -> bool:
+    """A My Number or a card number: never part of an entry. (Phone numbers and e-mail
+    addresses are: an entry gives the office's own.)"""
+    return any(kind in (MY_NUMBER, CARD) for _, _, kind in find_personal_data(text))
+
+
+def has_html(text: str) -> bool:
+    """An HTML tag (or comment, or declaration): refused in every text field and reply,
+    so no page has to trust its escaping alone."""
+    return _HTML_TAG.search(text) is not None
 
 
 def question_key(question: str) -> str:
@@ -174,6 +210,10 @@ def _text(value: Any, problems: list, eid: str, name: str, limit: int, required:
         problems.append((eid, name, f"is {len(value)} characters long; the limit is {limit}"))
     elif (why := text_problem(value)) is not None:
         problems.append((eid, name, why))
+    elif name != "answer" and has_html(value):  # the answer's own check names it
+        problems.append((eid, name, HTML_PROBLEM))
+    elif name != "source_url" and has_personal_number(value):  # a page id is no person's
+        problems.append((eid, name, PERSONAL_NUMBER_PROBLEM))
     return value
 
 
@@ -200,6 +240,10 @@ def _text_list(
             )
         elif (why := text_problem(item)) is not None:
             problems.append((eid, name, f"item {position} {why}"))
+        elif has_html(item):
+            problems.append((eid, name, f"item {position} {HTML_PROBLEM}"))
+        elif has_personal_number(item):
+            problems.append((eid, name, f"item {position} {PERSONAL_NUMBER_PROBLEM}"))
         items.append(item.strip())
     return tuple(items)
 
@@ -225,23 +269,24 @@ def _date(value: Any, problems: list, eid: str, name: str) -> dt.date | None:
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}\s]+)\s*\}\}")
 PLACEHOLDER_NAMES = ("市名", "開庁時間", "閉庁日", "市役所住所", "代表電話")
 
-_HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!?]")
 _LINK = re.compile(r"\]\(\s*<?([^)\s>]*)")
+# A reference-style link's definition: ``[1]: javascript:...`` under ``[x][1]``.
+_REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S*?)>?(?:\s|$)", re.MULTILINE)
 _SAFE_SCHEMES = ("http://", "https://", "mailto:", "tel:")
 
 
 def unsafe_markdown(text: str) -> list[str]:
     """Why ``text`` is outside the safe Markdown subset (paragraphs, lists, links)."""
     problems = []
-    if _HTML_TAG.search(text):
-        problems.append("must not contain HTML tags (such as <script>); use plain text or Markdown")
+    if has_html(text):
+        problems.append(HTML_PROBLEM)
     for name in PLACEHOLDER.findall(text):
         if name not in PLACEHOLDER_NAMES:
             problems.append(
                 f"unknown placeholder {{{{{name}}}}}; use one of "
                 + ", ".join(f"{{{{{n}}}}}" for n in PLACEHOLDER_NAMES)
             )
-    for target in _LINK.findall(text):
+    for target in _LINK.findall(text) + _REFERENCE.findall(text):
         if not target.lower().startswith(_SAFE_SCHEMES):
             problems.append(
                 f"link target {target!r} must start with http://, https://, mailto: or tel:"

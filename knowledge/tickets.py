@@ -7,15 +7,15 @@ an open ticket the assistant stays silent there; the resident's messages are app
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlite_utils
 
-from knowledge.model import KnowledgeError, has_control_characters
+from knowledge.model import KnowledgeError, has_control_characters, has_html
+from knowledge.privacy import clean_page, mask_found, mask_personal_data
 from knowledge.store import now_iso, record_audit, write_transaction
 
 MAX_REPLY_CHARS = 2000
@@ -23,23 +23,6 @@ MAX_REPLY_CHARS = 2000
 RESOLVED_NOTICE = (
     "職員との対応を終了しました。引き続き自動応答でお答えします。ご質問があれば入力してください。"
 )
-
-# Order matters: longer digit runs first, so a card number is not read as a phone number.
-_MASKS = (
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "［メールアドレス］"),
-    (re.compile(r"(?<!\d)(?:\d[ -]?){15}\d(?!\d)"), "［カード番号］"),
-    (re.compile(r"(?<!\d)\d{4}[ -]?\d{4}[ -]?\d{4}(?!\d)"), "［個人番号］"),
-    (re.compile(r"(?<!\d)0\d{1,4}[-(（ ]?\d{1,4}[-)） ]?\d{3,4}(?!\d)"), "［電話番号］"),
-)
-
-
-def mask_personal_data(text: str) -> str:
-    """Replace e-mail addresses, card numbers, My Numbers and phone numbers."""
-    # Full-width digits are common in Japanese input; match on the NFKC form.
-    masked = unicodedata.normalize("NFKC", text) if re.search(r"[０-９＠]", text) else text
-    for pattern, label in _MASKS:
-        masked = pattern.sub(label, masked)
-    return masked
 
 
 class TicketNotFound(KnowledgeError):
@@ -73,6 +56,9 @@ class Ticket:
     resolved_by: str = ""
     resolved_at: str = ""
     note: str = ""
+    # Only in the ticket a reply or resolve returns: the kinds of personal data that
+    # were masked in the text just sent (staff are warned on screen).
+    masked: tuple[str, ...] = ()
 
 
 def _ticket(row: dict) -> Ticket:
@@ -134,7 +120,7 @@ def open_ticket(
                         "status": "open",
                         "reason": reason,
                         "channel": channel,
-                        "page": page[:500],
+                        "page": clean_page(page),
                         "transcript": json.dumps(_masked_turns(transcript), ensure_ascii=False),
                         "candidates": json.dumps(candidates, ensure_ascii=False),
                         "created_at": stamp,
@@ -182,15 +168,25 @@ def list_tickets(db: sqlite_utils.Database, status: str | None = None) -> list[T
     return [_ticket(row) for row in rows]
 
 
-def _checked_text(text: str, what: str) -> str:
+def _checked_text(text: str, what: str) -> tuple[str, list[str]]:
+    """Staff text as it may be stored and sent: checked, personal numbers masked (the
+    kinds masked come back too)."""
     text = text.strip()
     if not text:
         raise InvalidReply(f"{what} must not be empty")
     if len(text) > MAX_REPLY_CHARS:
         raise InvalidReply(f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
     if has_control_characters(text):
-        raise InvalidReply(f"{what} must not contain control characters")
-    return text
+        raise InvalidReply(f"{what} must not contain control characters or invisible formatting characters")
+    if has_html(text):
+        raise InvalidReply(f"{what} must not contain HTML tags; write plain text")
+    return mask_found(text)
+
+
+def text_digest(text: str) -> dict[str, Any]:
+    """What the append-only audit log keeps of free text: its length and a hash, never
+    the text (it can carry personal numbers, and the audit log is never deleted)."""
+    return {"chars": len(text), "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
 
 
 def _open(db: sqlite_utils.Database, ticket_id: int) -> Ticket:
@@ -245,7 +241,7 @@ def reply_to_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str, text:
 
     A reply also claims an unclaimed ticket for ``actor``.
     """
-    text = _checked_text(text, "the reply")
+    text, masked = _checked_text(text, "the reply")
     with write_transaction(db):
         ticket = _open(db, ticket_id)
         stamp = now_iso()
@@ -259,14 +255,14 @@ def reply_to_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str, text:
             changes.update(claimed_by=actor, claimed_at=stamp)
         db["tickets"].update(ticket_id, changes)
         _audit(db, actor, "ticket.reply", ticket, message_id=message_id)
-    return get_ticket(db, ticket_id)
+    return replace(get_ticket(db, ticket_id), masked=tuple(masked))
 
 
 def resolve_ticket(
     db: sqlite_utils.Database, ticket_id: int, actor: str = "system", note: str = ""
 ) -> Ticket:
     """Close the ticket; the assistant answers the resident's next message again."""
-    note = _checked_text(note, "the note") if note.strip() else ""
+    note, masked = _checked_text(note, "the note") if note.strip() else ("", [])
     with write_transaction(db):
         ticket = _open(db, ticket_id)
         stamp = now_iso()
@@ -281,8 +277,8 @@ def resolve_ticket(
             },
         )
         _post(db, ticket, "system", actor, RESOLVED_NOTICE)
-        _audit(db, actor, "ticket.resolve", ticket, note=note)
-    return get_ticket(db, ticket_id)
+        _audit(db, actor, "ticket.resolve", ticket, note=text_digest(note) if note else None)
+    return replace(get_ticket(db, ticket_id), masked=tuple(masked))
 
 
 def messages_for(db: sqlite_utils.Database, session_id: str, after: int = 0) -> list[dict]:

@@ -23,6 +23,7 @@ from knowledge.model import (
     entry_from_mapping,
     question_key,
 )
+from knowledge.privacy import mask_personal_data
 from knowledge.store import (
     all_revisions,
     bump_knowledge_revision,
@@ -35,7 +36,7 @@ from knowledge.store import (
     set_status,
     write_transaction,
 )
-from knowledge.tickets import Ticket, get_ticket
+from knowledge.tickets import Ticket, get_ticket, text_digest
 
 
 @dataclass(frozen=True)
@@ -45,12 +46,25 @@ class Policy:
     separate_approver: bool = True
 
 
+# Fields whose values the audit log may hold as they are: they cannot carry free text.
+_PLAIN_FIELDS = frozenset({"id", "valid_from", "valid_until"})
+
+
+def _audited(name: str, value: Any) -> Any:
+    if name in _PLAIN_FIELDS or value is None:
+        return value
+    text = "\n".join(value) if isinstance(value, list) else str(value)
+    return text_digest(text) if text else ""
+
+
 def diff(old: Entry | None, new: Entry) -> dict[str, dict[str, Any]]:
-    """Changed content fields: ``{field: {"from": old value, "to": new value}}``."""
+    """Changed content fields as the audit log keeps them: ``{field: {"from", "to"}}``,
+    dates and ids as they are, text as its length and hash (the text itself is in the
+    revisions; the append-only audit log must hold nothing that may need deleting)."""
     before = old.content() if old else {}
     after = new.content()
     return {
-        name: {"from": before.get(name), "to": after[name]}
+        name: {"from": _audited(name, before.get(name)), "to": _audited(name, after[name])}
         for name in SCHEMA_FIELDS
         if before.get(name) != after[name]
     }
@@ -224,7 +238,10 @@ def archive(db: sqlite_utils.Database, entry_id: str, *, actor: str, reason: str
             action="archive",
             entry_id=entry_id,
             revision=published[-1].revision,
-            detail={"reason": reason, "revisions": [r.revision for r in published]},
+            detail={
+                "reason": mask_personal_data(reason),
+                "revisions": [r.revision for r in published],
+            },
         )
         bump_knowledge_revision(db)
 
@@ -287,30 +304,38 @@ def propose_from_ticket(
     question: str | None = None,
     answer: str | None = None,
 ) -> Entry:
-    """A draft for editors from a handoff: the resident's question and what staff
-    answered, unless given. A given ``entry_id`` of an existing entry drafts a change to it."""
+    """A new draft entry for editors from a handoff: the resident's question and what
+    staff answered, unless given, with personal numbers masked.
+
+    A proposal never reads or builds on another entry's revisions (staff may not see
+    drafts in review): an ``entry_id`` that is already taken is refused
+    (:class:`WorkflowError`); editors merge a proposal into an entry themselves.
+    """
     ticket = get_ticket(db, ticket_id)
     question = (question or resident_question(ticket)).replace("\n", " ").strip()
     if answer is None:
         answer = "\n\n".join(
             str(t["text"]).strip() for t in ticket.transcript if t.get("role") == "staff"
         )
-    title = (title or question[:40]).strip()
+    question, answer = mask_personal_data(question), mask_personal_data(answer)
+    title = mask_personal_data((title or question[:40]).strip())
     with write_transaction(db):
+        if entry_id and latest_revision(db, entry_id) is not None:
+            raise WorkflowError(
+                f"entry {entry_id!r} already exists; a proposal makes a new entry: "
+                "leave the id empty or choose one that is not used"
+            )
         entry_id = entry_id or _free_id(db, f"ticket-{ticket_id}")
-        latest = latest_revision(db, entry_id)
-        content = latest.content() if latest else {"id": entry_id, "questions": []}
-        questions = list(content["questions"])
-        if question and question not in questions:
-            questions.append(question)
         note = f"問い合わせ #{ticket_id} への職員の回答から提案（{actor}）"
-        content.update(
-            title=title,
-            answer=answer,
-            questions=questions,
-            staff_notes="\n".join(filter(None, [content.get("staff_notes"), note])),
+        entry = entry_from_mapping(
+            {
+                "id": entry_id,
+                "title": title,
+                "answer": answer,
+                "questions": [question] if question else [],
+                "staff_notes": note,
+            }
         )
-        entry = entry_from_mapping(content)
         check_phrasings(db, [entry])
         revision, _ = add_revision(
             db, entry, actor=actor, action="propose_from_ticket", publish=False

@@ -205,6 +205,24 @@ def test_csv_with_an_unknown_column_is_rejected(settings, tmp_path):
         ({**GOOD, "answer": "窓口は{{受付時間}}です"}, "unknown placeholder {{受付時間}}"),
         ({**GOOD, "source_url": "ftp://example.jp"}, "field 'source_url': must start with http"),
         ({**GOOD, "questions": ["一行目\n二行目"]}, "item 1 must be a single line"),
+        # A reference-style link: [x][1] with its target on a line of its own.
+        (
+            {**GOOD, "answer": "[詳細][1]\n\n[1]: javascript:alert(1)"},
+            "field 'answer': link target 'javascript:alert(1)'",
+        ),
+        ({**GOOD, "answer": "[詳細][a]\n\n[a]: <JavaScript:x>"}, "link target 'JavaScript:x'"),
+        # Invisible characters that make a text read differently from what it holds.
+        ({**GOOD, "title": "犬の登録\u202etxt.exe"}, "field 'title': must not contain control"),
+        ({**GOOD, "fees": "無料\u2066"}, "field 'fees': must not contain control"),
+        ({**GOOD, "questions": ["犬\u200bを飼う"]}, "field 'questions': item 1 must not contain"),
+        ({**GOOD, "department": "市民\u0085課"}, "field 'department': must not contain control"),
+        ({**GOOD, "staff_notes": "\ufeffメモ\u061c"}, "field 'staff_notes': must not contain"),
+        # HTML is refused in every field, not only the answer.
+        ({**GOOD, "title": "<img src=x onerror=alert(1)>"}, "field 'title': must not contain HTML"),
+        ({**GOOD, "tags": ["<b>犬</b>"]}, "field 'tags': item 1 must not contain HTML"),
+        ({**GOOD, "staff_notes": "<!-- x -->"}, "field 'staff_notes': must not contain HTML"),
+        # Entries are public: a My Number or a card number has no place in one.
+        ({**GOOD, "staff_notes": "例 1234 5678 9012"}, "field 'staff_notes': holds what looks"),
     ],
 )
 def test_validate_file_reports_unsafe_content(tmp_path, record, expected):
@@ -248,3 +266,49 @@ def test_concurrent_imports_from_threads_all_land(settings, tmp_path):
     db = sqlite3.connect(db_path)
     assert db.execute("SELECT count(*) FROM revisions").fetchone()[0] == 16
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","詳細")', "+81 の国番号", "-1+1", "@SUM(A1)"]
+
+
+def test_csv_export_neutralises_formulas_and_import_restores_them(settings, tmp_path):
+    """A cell Excel would run (=, +, -, @, tab, CR first) is written as text ('), and
+    import takes the ' off again: the round trip gives back exactly what was stored."""
+    db = open_db(settings.database_path)
+    records = [
+        {**GOOD, "id": f"formula-{n}", "title": title, "questions": [f"{title}の質問"]}
+        for n, title in enumerate(FORMULAS)
+    ]
+    # A title that already starts with ' before a formula character keeps it, too.
+    records.append({**GOOD, "id": "quoted", "title": "'=1+1", "questions": ["引用"]})
+    records.append({**GOOD, "id": "lists", "questions": ["-から始まる質問", "二つ目"]})
+    import_entries(db, write_jsonl(tmp_path / "in.jsonl", records), "jsonl", publish=True)
+    path = tmp_path / "kb.csv"
+    export_entries(db, path, "csv")
+    rows = list(csv.reader(io.StringIO(path.read_text("utf-8-sig"), newline="")))
+    header = rows[0]
+    by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows[1:]}
+    for n, title in enumerate(FORMULAS):
+        assert by_id[f"formula-{n}"]["title"] == "'" + title
+    assert by_id["quoted"]["title"] == "''=1+1"
+    assert by_id["lists"]["questions"] == "'-から始まる質問\n二つ目"
+    # Safe cells are written as they are.
+    assert by_id["formula-0"]["answer"] == GOOD["answer"]
+    assert not any(
+        cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row
+    )
+    other = open_db(tmp_path / "other.db")
+    import_entries(other, path, "csv", publish=True)
+    originals = {e.id: e.content() for e in current_entries(db)}
+    assert {e.id: e.content() for e in current_entries(other)} == originals
+    again = tmp_path / "again.csv"
+    export_entries(other, again, "csv")
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_a_leading_apostrophe_before_ordinary_text_is_kept_on_import(settings, tmp_path):
+    path = tmp_path / "hand.csv"
+    path.write_text("\ufeffid,title,questions,answer\r\na,'80年代の記録,'=計算,'本文\r\n", "utf-8")
+    entry = validate_file(path, "csv")[0]
+    # Only a ' that neutralises a formula is ours to take off.
+    assert (entry.title, entry.questions, entry.answer) == ("'80年代の記録", ("=計算",), "'本文")

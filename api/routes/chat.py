@@ -11,7 +11,12 @@ added to the ticket for the staff member and not sent to Rasa. What staff send a
 through ``GET /api/chat/{session_id}/messages``, which the chat page polls.
 
 Personal numbers (My Number, phone, card, e-mail) are masked here, before the message
-reaches Rasa, its tracker store, the actions, the tickets or any log.
+reaches Rasa, its tracker store, the actions, the tickets or any log; the page the chat
+was opened on loses its query string and fragment here too.
+
+Tickets are counted per client address (``MADOGUCHI_HANDOFF_RATE_PER_CLIENT`` per 10
+minutes): beyond it the resident is asked to wait or phone, and no ticket is opened.
+Rasa's actions learn it from the message's metadata (``handoff_allowed``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import client_address
 from api.degraded import DegradedChat
 from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
+from api.residents import RateLimiter
 from api.schemas import (
     SQLITE_INT_MAX,
     Button,
@@ -37,13 +43,8 @@ from api.schemas import (
 )
 from assistant import dialogue, logs
 from assistant.engine import Engine
-from knowledge.tickets import (
-    append_turn,
-    find_open_ticket,
-    mask_personal_data,
-    messages_for,
-    open_ticket,
-)
+from knowledge.privacy import clean_page, mask_personal_data
+from knowledge.tickets import append_turn, find_open_ticket, messages_for, open_ticket
 
 router = APIRouter(prefix="/api", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ def _replies_from_rasa(messages: list[dict]) -> tuple[list[ChatReply], dict]:
             meta = meta or dict(info)  # the first decision of the turn is the turn's decision
             if info.get("handoff_id") is not None:  # an apology comes before the handoff
                 meta["decision"], meta["handoff_id"] = "handoff", info["handoff_id"]
+            elif info.get("decision") == "handoff_refused":
+                meta["decision"] = "handoff_refused"
             if info.get("text"):
                 replies.append(
                     ChatReply(
@@ -91,7 +94,13 @@ def _chat_reply(reply: dialogue.Reply) -> ChatReply:
 
 
 async def _ask_rasa(
-    http: Request, settings, rasa, session_id: str, body: ChatRequest, message: str
+    http: Request,
+    settings,
+    rasa,
+    session_id: str,
+    message: str,
+    page: str,
+    handoff_allowed: bool,
 ):
     """Rasa's messages for this turn, or None if Rasa is down, slow or broken."""
     circuit = http.app.state.rasa_circuit
@@ -103,7 +112,11 @@ async def _ask_rasa(
             json={
                 "sender": session_id,
                 "message": message,
-                "metadata": {"page": body.page, "request_id": logs.request_id()},
+                "metadata": {
+                    "page": page,
+                    "request_id": logs.request_id(),
+                    "handoff_allowed": handoff_allowed,
+                },
             },
             timeout=settings.rasa_timeout_s,
         )
@@ -130,8 +143,17 @@ async def _actions_reachable(settings, rasa) -> bool:
         return False
 
 
-def _apologise(db, engine: Engine, session_id: str, message: str, page: str) -> ChatResponse:
+def _apologise(
+    db, engine: Engine, session_id: str, message: str, page: str, handoff_allowed: bool
+) -> ChatResponse:
     """The action behind Rasa's reply failed: say so, and hand the conversation over."""
+    if not handoff_allowed:
+        refused = dialogue.handoff_limited_reply(engine.city)
+        return ChatResponse(
+            session_id=session_id,
+            decision="handoff_refused",
+            replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=refused)],
+        )
     now = engine.city.now()
     handoff = dialogue.handoff_reply(engine.city, now)
     ticket = open_ticket(
@@ -144,7 +166,7 @@ def _apologise(db, engine: Engine, session_id: str, message: str, page: str) -> 
             {"role": "assistant", "text": handoff, "at": now.timestamp()},
         ],
         candidates=[],
-        page=page[:500],
+        page=page,
     )
     return ChatResponse(
         session_id=session_id,
@@ -171,12 +193,14 @@ async def chat(
     rasa: RasaClient,
 ) -> ChatResponse:
     state = http.app.state
-    state.chat_per_client.check(client_address(http))
+    address = client_address(http)
+    state.chat_per_client.check(address)
     # Only ids this server issued continue a conversation; anything else starts one.
     known = state.session_ids.valid(body.session_id)
     session_id = body.session_id if known else state.session_ids.issue()
     state.chat_per_session.check(session_id)  # the first message counts too
     message = mask_personal_data(body.message)
+    page = clean_page(body.page)
     metrics = state.metrics
     ticket = await run_in_threadpool(find_open_ticket, db, session_id)
     if ticket is not None:
@@ -185,11 +209,15 @@ async def chat(
         return ChatResponse(
             session_id=session_id, decision="handoff", replies=[], handoff_id=ticket.id
         )
-    messages = await _ask_rasa(http, settings, rasa, session_id, body, message)
+    handoffs: RateLimiter = state.handoffs_per_client
+    allowed = not handoffs.full(address)
+    messages = await _ask_rasa(http, settings, rasa, session_id, message, page, allowed)
     if messages is not None:
         replies, meta = _replies_from_rasa(messages)
         if replies:
             decision = meta.get("decision", "smalltalk")
+            if meta.get("handoff_id") is not None:  # no ticket was open: a new one
+                handoffs.record(address)
             metrics.decisions.labels(decision, "rasa").inc()
             return ChatResponse(
                 session_id=session_id,
@@ -203,12 +231,19 @@ async def chat(
             metrics.rasa_failures.labels("empty").inc()
             log.error("Rasa returned no reply for a message: the action failed")
             metrics.decisions.labels("handoff", "apology").inc()
-            return await run_in_threadpool(_apologise, db, engine, session_id, message, body.page)
+            response = await run_in_threadpool(
+                _apologise, db, engine, session_id, message, page, allowed
+            )
+            if response.handoff_id is not None:
+                handoffs.record(address)
+            return response
         metrics.rasa_failures.labels("actions_unreachable").inc()
         log.warning("the action server is unreachable: answering from the engine directly")
     turn = await run_in_threadpool(
-        _degraded(http, engine).respond, db, session_id, message, body.page
+        _degraded(http, engine).respond, db, session_id, message, page, allowed
     )
+    if turn.handoff_id is not None:
+        handoffs.record(address)
     metrics.decisions.labels(turn.decision, "engine").inc()
     return ChatResponse(
         session_id=session_id,

@@ -53,6 +53,7 @@ def public(ticket: Ticket) -> TicketPublic:
         note=ticket.note,
         transcript=ticket.transcript,
         candidates=ticket.candidates,
+        masked=list(ticket.masked),
     )
 
 

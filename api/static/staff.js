@@ -79,6 +79,15 @@
     setTimeout(() => { region.textContent = text; }, 50);
   }
 
+  // The server masks personal numbers in what staff send (the reply reaches the
+  // resident, the note stays in the ticket): say so, naming what was masked.
+  function sentText(done, result) {
+    const masked = result && Array.isArray(result.masked) ? result.masked : [];
+    if (!masked.length) return done;
+    return done + "。ご注意：" + masked.join("・") + "が含まれていたため、［" + masked[0] +
+      "］のように伏せて保存しました。個人の番号はチャットに書かないでください。";
+  }
+
   function errorText(error) {
     if (!(error instanceof M.ApiError)) return "予期しないエラーが起きました。";
     if (!Array.isArray(error.detail)) return error.message;
@@ -647,16 +656,17 @@
         drafts.delete(id);
         if (isTicket(result)) show(result);
         else appendTurn({ role: "staff", text, author: me.name, at: new Date().toISOString() });
-        say(replyStatus, "送信しました");
+        say(replyStatus, sentText("送信しました", result));
       });
     });
 
     resolveForm.addEventListener("submit", (event) => {
       event.preventDefault();
       act(async () => {
-        await apply(await M.api("POST", url("resolve"), { note: resolveNote.value.trim() }));
+        const result = await M.api("POST", url("resolve"), { note: resolveNote.value.trim() });
+        await apply(result);
         resolveNote.value = "";
-        say(status, "対応完了にしました");
+        say(status, sentText("対応完了にしました", result));
         heading.focus(); // the form is hidden now
       });
     });

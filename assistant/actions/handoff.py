@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant.actions import runtime
-from assistant.dialogue import handoff_reply
+from assistant.dialogue import handoff_limited_reply, handoff_reply
 from knowledge.tickets import open_ticket
 
 
@@ -62,6 +62,11 @@ def hand_off(
     two_failed_turns, choice_unavailable, assistant_error.
     """
     city = runtime.city()
+    # The API knows the resident's address and counts their tickets: it says here
+    # whether one more may be opened (api.routes.chat).
+    if (tracker.latest_message.get("metadata") or {}).get("handoff_allowed") is False:
+        runtime.say(dispatcher, handoff_limited_reply(city), "handoff_refused", reason=reason)
+        return []
     now = city.now()
     reply = handoff_reply(city, now)
     turns = transcript(tracker)
