@@ -177,7 +177,9 @@ def _checked_text(text: str, what: str) -> tuple[str, list[str]]:
     if len(text) > MAX_REPLY_CHARS:
         raise InvalidReply(f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
     if has_control_characters(text):
-        raise InvalidReply(f"{what} must not contain control characters or invisible formatting characters")
+        raise InvalidReply(
+            f"{what} must not contain control characters or invisible formatting characters"
+        )
     if has_html(text):
         raise InvalidReply(f"{what} must not contain HTML tags; write plain text")
     return mask_found(text)

@@ -37,7 +37,7 @@ def tracker(
         "intent": {"name": intent, "confidence": 0.9},
         "intent_ranking": [{"name": intent, "confidence": 0.9}],
         "entities": entities or [],
-    }
+    } | ({"metadata": metadata} if metadata else {})  # Rasa keeps it in the parse data too
     events = list(history or []) + [
         {"event": "user", "text": text, "timestamp": 1.0, "parse_data": latest}
         | ({"metadata": metadata} if metadata else {})
@@ -144,6 +144,21 @@ def test_request_for_a_person_opens_a_ticket(actions_home):
     (message,) = payloads(dispatcher)
     assert message["reason"] == "requested_human"
     assert get_ticket(open_db(actions_home.database_path), message["handoff_id"]).status == "open"
+
+
+def test_past_the_addresses_ticket_limit_the_action_opens_none(actions_home):
+    """The API counts tickets per address and tells Rasa in the message's metadata."""
+    dispatcher = CollectingDispatcher()
+    said = tracker("人と話したい", intent="request_human", metadata={"handoff_allowed": False})
+    assert ActionHandoff().run(dispatcher, said, {}) == []
+    (message,) = payloads(dispatcher)
+    city = runtime.city()
+    assert message == {
+        "decision": "handoff_refused",
+        "text": dialogue.handoff_limited_reply(city),
+        "reason": "requested_human",
+    }
+    assert find_open_ticket(open_db(actions_home.database_path), "resident-1") is None
 
 
 def test_none_of_these_puts_the_offered_entries_in_the_ticket(actions_home):

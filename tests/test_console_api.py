@@ -227,3 +227,35 @@ def test_creating_an_entry_never_adds_a_revision_to_another(client):
         headers=editor(client),
     )
     assert made.status_code == 201 and made.json()["revision"] == 1
+
+
+def test_a_proposal_never_reads_or_builds_on_another_revision(client, starter_settings):
+    """Regression: proposing with an existing entry id copied that entry's newest
+    revision (an in-review draft's staff notes and fees came back to staff in full)
+    and stacked a draft on it. Now it is refused, and the entry is untouched."""
+    from knowledge.workflow import save_draft, submit_for_review
+
+    db = open_db(starter_settings.database_path)
+    secret = {"staff_notes": "審査中の内部メモ：来年度から手数料を改定", "fees": "改定案 500円"}
+    draft = save_draft(db, content(client, ENTRY) | secret, actor="suzuki")
+    submit_for_review(db, ENTRY, draft.revision, actor="suzuki")
+    ticket = handoff(starter_settings, "粗大ごみの出し方", "none_of_these", "シールを貼ります。")
+    body = {"id": ENTRY, "question": "粗大ごみのシールはどこで買えますか"}
+    refused = client.post(f"/api/tickets/{ticket}/propose", json=body, headers=staff(client))
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == (
+        f"entry {ENTRY!r} already exists; a proposal makes a new entry: "
+        "leave the id empty or choose one that is not used"
+    )
+    assert "内部メモ" not in refused.text and "改定案" not in refused.text
+    latest = open_db(starter_settings.database_path).execute(
+        "SELECT MAX(revision), COUNT(*) FROM revisions WHERE entry_id = ?", [ENTRY]
+    )
+    assert latest.fetchone() == (draft.revision, draft.revision)  # nothing stacked on it
+    # A new id is a new entry built from the ticket alone.
+    made = client.post(
+        f"/api/tickets/{ticket}/propose", json=body | {"id": "sodai-seal"}, headers=staff(client)
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["revision"] == 1 and "内部メモ" not in made.text
+    assert made.json()["fees"] == "" and made.json()["questions"] == [body["question"]]

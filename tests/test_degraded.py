@@ -318,3 +318,54 @@ def test_json_logs_carry_the_request_id_and_mask_personal_numbers():
     line = json.loads(formatter.format(record))
     assert "4111 1111 1111 1111" not in line["exception"]
     assert "request_id" not in line  # outside a request
+
+
+def test_one_address_cannot_open_dozens_of_tickets(starter_settings):
+    """Regression: every handoff opened a ticket, however many one address asked for.
+    Now the sixth in ten minutes (MADOGUCHI_HANDOFF_RATE_PER_CLIENT, default 5) gets a
+    polite message with the phone number instead, and no ticket."""
+    settings = settings_for(starter_settings.home, free_port())
+    assert settings.handoff_rate_per_client == 5
+    with TestClient(create_app(settings)) as client:
+        opened = [chat(client, "職員と話したいです") for _ in range(5)]
+        assert [r["decision"] for r in opened] == ["handoff"] * 5
+        refused = chat(client, "職員と話したいです")
+        # Talking to the assistant goes on; only tickets are limited.
+        answered = chat(client, QUESTION)
+    city = client.app.state.engines.engine.city
+    assert refused["decision"] == "handoff_refused" and "handoff_id" not in refused
+    assert [r["text"] for r in refused["replies"]] == [dialogue.handoff_limited_reply(city)]
+    assert city.main_phone in refused["replies"][0]["text"]
+    assert answered["decision"] == "answer"
+    count = open_db(starter_settings.database_path).execute("SELECT COUNT(*) FROM tickets")
+    assert count.fetchone()[0] == 5
+    # A message in a conversation that already has its ticket is not a new ticket.
+    with TestClient(create_app(settings)) as client:
+        first = chat(client, "職員と話したいです")
+        for _ in range(10):
+            assert chat(client, "追加の情報です", first["session_id"])["decision"] == "handoff"
+
+
+def test_the_limit_is_the_setting(starter_settings):
+    settings = settings_for(
+        starter_settings.home, free_port(), MADOGUCHI_HANDOFF_RATE_PER_CLIENT="1"
+    )
+    with TestClient(create_app(settings)) as client:
+        assert chat(client, "職員と話したいです")["decision"] == "handoff"
+        assert chat(client, "職員と話したいです")["decision"] == "handoff_refused"
+
+
+def test_a_failed_action_past_the_limit_apologises_without_a_ticket(starter_settings):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FixedReplies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = settings_for(
+            starter_settings.home, server.server_address[1], MADOGUCHI_HANDOFF_RATE_PER_CLIENT="1"
+        )
+        with TestClient(create_app(settings)) as client:
+            first, second = chat(client, QUESTION), chat(client, QUESTION)
+    finally:
+        server.shutdown()
+    assert first["decision"] == "handoff" and first["handoff_id"]
+    assert second["decision"] == "handoff_refused" and "handoff_id" not in second
+    assert second["replies"][0]["text"] == dialogue.APOLOGY

@@ -134,3 +134,55 @@ def test_ticket_errors_are_clear(client, ticket_id):
 @pytest.mark.parametrize("session_id", ["short", "bad/../id", "x" * 65])
 def test_message_feed_rejects_malformed_session_ids(client, session_id):
     assert client.get(f"/api/chat/{session_id}/messages").status_code in (404, 422)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("ご確認ください\u202e", "control characters"),  # a bidi override
+        ("ご確認\u2066ください", "control characters"),  # a bidi isolate
+        ("ご確認\u200bください", "control characters"),  # zero width space
+        ("ご確認\u0090ください", "control characters"),  # a C1 control
+        ("<a href='https://evil.example'>こちら</a>", "HTML"),
+        ("<script>alert(1)</script>", "HTML"),
+    ],
+)
+def test_a_reply_or_note_with_hidden_characters_or_html_is_refused(
+    client, ticket_id, text, problem
+):
+    headers = staff(client, "sato")
+    for action, field in (("reply", "text"), ("resolve", "note")):
+        refused = client.post(
+            f"/api/tickets/{ticket_id}/{action}", json={field: text}, headers=headers
+        )
+        assert refused.status_code == 422 and problem in refused.json()["detail"], refused.text
+    assert client.get(f"/api/tickets/{ticket_id}", headers=headers).json()["status"] == "open"
+
+
+def test_a_reply_with_a_personal_number_is_masked_and_staff_are_told(client, ticket_id):
+    headers = staff(client, "sato")
+    sent = client.post(
+        f"/api/tickets/{ticket_id}/reply",
+        json={"text": "お電話は +81 90-1234-5678 へどうぞ"},
+        headers=headers,
+    ).json()
+    assert sent["masked"] == ["電話番号"]
+    assert sent["transcript"][-1]["text"] == "お電話は ［電話番号］ へどうぞ"
+    assert feed(client)["messages"][-1]["text"] == "お電話は ［電話番号］ へどうぞ"
+    plain = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "承知しました"}, headers=headers
+    ).json()
+    assert plain["masked"] == []
+
+
+def test_the_page_a_ticket_keeps_has_no_query_string(settings):
+    db = open_db(settings.database_path)
+    ticket = open_ticket(
+        db,
+        session_id="s-page",
+        reason="requested_human",
+        transcript=[],
+        candidates=[],
+        page="https://www.example.lg.jp/search?q=%E4%BD%8F%E6%B0%91%E7%A5%A8&tel=09012345678#top",
+    )
+    assert ticket.page == "https://www.example.lg.jp/search"
