@@ -163,8 +163,12 @@ def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env:
     Engine.load(settings)  # build the index once, before the servers start
     settings.rasa_model_path.parent.mkdir(parents=True)
     shutil.copy(built_rasa_model(), settings.rasa_model_path)
-    # All test traffic comes from 127.0.0.1: one "client" for the chat's rate limit.
-    unlimited = {"MADOGUCHI_CHAT_RATE_PER_CLIENT": "100000"}
+    # All test traffic comes from 127.0.0.1: one "client" for the chat's rate limit and
+    # the tickets it may open.
+    unlimited = {
+        "MADOGUCHI_CHAT_RATE_PER_CLIENT": "100000",
+        "MADOGUCHI_HANDOFF_RATE_PER_CLIENT": "100000",
+    }
     stack = Stack(settings, env={**os.environ, **unlimited, **(env or {})})
     stack.start()
     try:

@@ -186,3 +186,13 @@ def test_the_page_a_ticket_keeps_has_no_query_string(settings):
         page="https://www.example.lg.jp/search?q=%E4%BD%8F%E6%B0%91%E7%A5%A8&tel=09012345678#top",
     )
     assert ticket.page == "https://www.example.lg.jp/search"
+
+
+@pytest.mark.parametrize("field", ["message", "page"])
+@pytest.mark.parametrize("hidden", ["\u202e", "\u2067", "\u200d", "\ufeff", "\u009b", "\u061c"])
+def test_a_chat_message_with_invisible_characters_is_refused(client, field, hidden):
+    body = {"message": "住民票を取りたい", "page": "https://www.example.lg.jp/"}
+    body[field] = body[field][:3] + hidden + body[field][3:]
+    refused = client.post("/api/chat", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", field]
