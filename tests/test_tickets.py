@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from knowledge.privacy import mask_personal_data
 from knowledge.store import audit_log, open_db
 from knowledge.tickets import (
     RESOLVED_NOTICE,
@@ -12,7 +13,6 @@ from knowledge.tickets import (
     claim_ticket,
     find_open_ticket,
     get_ticket,
-    mask_personal_data,
     messages_for,
     open_ticket,
     record_feedback,
