@@ -48,7 +48,7 @@ def _revision(value: str) -> int:
 
 
 # Arguments that name files: any bytes the file system allows are fine there.
-_PATH_ARGUMENTS = frozenset({"path", "batch", "queries", "qrels", "output"})
+_PATH_ARGUMENTS = frozenset({"path", "batch", "queries", "qrels", "output", "rejects"})
 
 
 def _check_text_arguments(args: argparse.Namespace) -> None:
@@ -89,22 +89,44 @@ def cmd_encoder_build(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_import(args: argparse.Namespace) -> int:
-    from knowledge.io import import_entries
+    from knowledge.io import ImportFailed, import_entries, write_rejects
     from knowledge.store import open_db
 
     db = open_db(_settings().database_path)
-    report = import_entries(
-        db,
-        Path(args.path),
-        args.format,
-        publish=args.publish,
-        actor=_actor(args),
-        progress=lambda items: tqdm(items, desc="import", unit="entry"),
-    )
+    try:
+        report = import_entries(
+            db,
+            Path(args.path),
+            args.format,
+            publish=args.publish,
+            actor=_actor(args),
+            on_duplicate=args.on_duplicate,
+            strict=args.strict,
+            progress=lambda items: tqdm(items, desc="import", unit="entry"),
+        )
+    except ImportFailed as error:
+        if args.rejects:
+            write_rejects(Path(args.rejects), error.rejected)
+        raise
+    if args.rejects:
+        write_rejects(Path(args.rejects), report.rejected)
+    _print_check(report.notes, report.warnings, report.rejected)
     print(report.summary())
     if args.publish and (report.created or report.updated):
         _index_published()
     return 0
+
+
+def _print_check(notes: list[str], warnings: list[str], rejected: list) -> None:
+    """How the file was read on stdout; warnings and rejected records on stderr, each
+    with where it was, so a city can fix its list from the messages alone."""
+    for note in notes:
+        print(note)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for record in rejected:
+        for reason in record.reasons:
+            print(f"rejected: {reason}", file=sys.stderr)
 
 
 def _index_published() -> None:
@@ -138,10 +160,13 @@ def cmd_kb_export(args: argparse.Namespace) -> int:
 
 
 def cmd_kb_validate(args: argparse.Namespace) -> int:
-    from knowledge.io import validate_file
+    from knowledge.io import ImportFailed, check_file
 
-    entries = validate_file(Path(args.path), args.format)
-    print(f"{len(entries)} entries are valid")
+    checked = check_file(Path(args.path), args.format, args.on_duplicate)
+    _print_check(checked.notes, checked.warnings, [])
+    if checked.rejected:
+        raise ImportFailed(args.path, checked.problems(), checked.rejected)
+    print(f"{len(checked.entries)} entries are valid")
     return 0
 
 
@@ -519,11 +544,24 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     formats = ["jsonl", "yaml", "csv"]
-    kb_import = kb.add_parser("import", help="import entries (all or nothing)")
+    from knowledge.duplicates import ON_DUPLICATE
+
+    duplicates = list(ON_DUPLICATE)
+    kb_import = kb.add_parser("import", help="import entries, in one transaction")
     kb_import.add_argument("path")
     kb_import.add_argument("--format", required=True, choices=formats)
     kb_import.add_argument("--publish", action="store_true", help="publish what is imported")
     kb_import.add_argument("--user", help="who imports (for the audit log)")
+    kb_import.add_argument(
+        "--on-duplicate",
+        choices=duplicates,
+        default="warn",
+        help="warn: merge or rename (default); skip: keep the first; error: refuse the file",
+    )
+    kb_import.add_argument(
+        "--strict", action="store_true", help="one rejected record refuses the whole file"
+    )
+    kb_import.add_argument("--rejects", metavar="FILE.jsonl", help="write refused records here")
     kb_import.set_defaults(func=cmd_kb_import)
     kb_export = kb.add_parser("export", help="export every entry, in a stable order")
     kb_export.add_argument("path")
@@ -533,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_validate = kb.add_parser("validate", help="check a file as an import would")
     kb_validate.add_argument("path")
     kb_validate.add_argument("--format", required=True, choices=formats)
+    kb_validate.add_argument("--on-duplicate", choices=duplicates, default="warn")
     kb_validate.set_defaults(func=cmd_kb_validate)
     kb_history = kb.add_parser("history", help="an entry's revisions and audit log")
     kb_history.add_argument("entry_id")

@@ -76,18 +76,21 @@ def phrasing_problems(
     """Phrasings that are the same (after normalization) as another entry's.
 
     A resident typing that phrasing could not be told which entry they mean, so each
-    phrasing must belong to exactly one entry.
+    phrasing must belong to exactly one entry, unless the entries have the same title:
+    the same question with different answers (two offices, two cases) is kept as two
+    entries on purpose, and the engine offers both.
     """
-    owner: dict[str, tuple[str, str]] = {}
+    owner: dict[str, tuple[str, str, str]] = {}
     for other in others:
         for question in other.questions:
-            owner.setdefault(question_key(question), (other.id, question))
+            owner.setdefault(question_key(question), (other.id, question, other.title))
     problems = []
     for entry in entries:
         for position, question in enumerate(entry.questions, start=1):
             key = question_key(question)
             taken = owner.get(key)
-            if taken and taken[0] != entry.id:
+            same_title = taken and question_key(taken[2]) == question_key(entry.title)
+            if taken and taken[0] != entry.id and not same_title:
                 problems.append(
                     (
                         entry.id,
@@ -96,8 +99,8 @@ def phrasing_problems(
                         f"of entry {taken[0]!r}",
                     )
                 )
-            else:
-                owner[key] = (entry.id, question)
+            elif not taken:
+                owner[key] = (entry.id, question, entry.title)
     return problems
 
 

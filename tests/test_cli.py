@@ -1,14 +1,16 @@
-"""The madoguchi command, run as a real process."""
+"""The madoguchi command, run as a real process (and in process, where no model loads)."""
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from assistant.cli import main
 from tests.conftest import STARTER, STARTER_COUNT
 
 
@@ -47,10 +49,10 @@ def test_import_then_export_jsonl(settings, tmp_path):
     assert set(lines[0]) >= {"id", "title", "questions", "answer", "department"}
 
 
-def test_import_of_a_bad_file_fails_with_the_line_and_changes_nothing(settings, tmp_path):
+def test_strict_import_of_a_bad_file_fails_with_the_line_and_changes_nothing(settings, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "title": "t", "questions": ["q"], "answer": "a"}\n{oops\n')
-    result = madoguchi(settings, "kb", "import", str(bad), "--format", "jsonl")
+    result = madoguchi(settings, "kb", "import", str(bad), "--format", "jsonl", "--strict")
     assert result.returncode == 1
     assert "bad.jsonl:2: not valid JSON" in result.stderr
     assert "nothing was changed" in result.stderr
@@ -169,3 +171,128 @@ def test_history_archive_and_rollback(starter_settings):
     assert lines[0].startswith("r1  archived")
     assert lines[1].startswith("r2  published")
     assert any("suzuki" in line and "archive" in line for line in lines)
+
+
+# A city's FAQ list as it publishes it: Shift_JIS from Excel, its own headings, no ids,
+# markers for line breaks, entries twice, a few broken rows. Run in process (main(argv)).
+CITY_FAQ = """\
+番号,分類,質問,回答,担当課
+,届出・証明,住民票の写しはどこで取れますか,市民課の窓口で取れます。<br>本人確認書類をお持ちください。,市民課
+,届出・証明,住民票の写しはどこで取れますか,市民課の窓口で取れます。＜改＞本人確認書類をお持ちください。,市民課
+,届出・証明,印鑑登録の手続きは,本人が窓口で申請してください。\\n登録は即日です。,市民課
+,届出・証明,戸籍謄本を郵送で取りたい,本籍地の市区町村に請求します。,市民課
+,届出・証明,戸籍謄本を郵送で取りたい,本籍地の市区町村に請求します。手数料は450円です。,市民課
+,税金,市県民税の納期はいつですか,6月、8月、10月、1月の末日です。<BR />口座振替が便利です。,税務課
+,税金,軽自動車税の納付方法,納付書でコンビニでも納められます。,税務課
+,税金,固定資産税の評価額を知りたい,,税務課
+,保険,国民健康保険に加入したい,会社を辞めたら14日以内に届け出てください。,保険年金課
+,保険,国民健康保険料の計算方法,所得割と均等割の合計です。<改>詳しくは保険年金課へ。,保険年金課
+,保険,後期高齢者医療の保険証,75歳の誕生月に郵送します。,保険年金課
+,子育て,児童手当はいつ振り込まれますか,6月、10月、2月に振り込みます。,こども課
+,子育て,児童手当はいつ振り込まれますか,公務員の方は勤務先から支給されます。,こども課
+,子育て,保育園の申し込み,入園希望月の前月10日までに申し込みます。,こども課
+,ごみ,粗大ごみの出し方,事前の申し込みが必要です。<br/>電話かインターネットで受け付けます。,環境課
+,ごみ,ごみの分別がわからない,分別辞典をご覧ください。<script>alert(1)</script>,環境課
+,ごみ,家電リサイクル品の処分,購入した店に引き取りを依頼してください。,環境課
+,くらし,水道の使用開始,水道局に3日前までに連絡してください。,水道課,余分
+,くらし,犬の登録をしたい,飼い始めて30日以内に登録してください。,環境課
+,くらし,マイナンバーカードの受け取り,通知が届いたら予約して受け取ります。,市民課
+
+,,,,
+"""
+
+
+def _city_csv(tmp_path):
+    path = tmp_path / "faq.csv"
+    path.write_bytes(CITY_FAQ.replace("\n", "\r\n").encode("cp932"))
+    return path
+
+
+@pytest.fixture
+def run_cli(settings, monkeypatch, capsys):
+    """``main(argv)`` in this process over ``settings``: (exit status, stdout, stderr)."""
+    monkeypatch.setenv("MADOGUCHI_HOME", str(settings.home))
+    monkeypatch.setenv("MADOGUCHI_ENCODER", str(settings.encoder_path))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+def _rows(settings) -> list[tuple]:
+    db = sqlite3.connect(settings.database_path)
+    return [
+        db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in ("revisions", "audit")
+    ]
+
+
+def test_a_citys_messy_faq_file_imports_as_it_is(settings, tmp_path, run_cli):
+    path, rejects = _city_csv(tmp_path), tmp_path / "rejects.jsonl"
+    code, out, err = run_cli(
+        "kb", "import", str(path), "--format", "csv", "--rejects", str(rejects)
+    )
+    assert code == 0, err
+    assert "faq.csv: read as CP932 (Shift_JIS)\n15 entries without an id" in out
+    assert "created 15, updated 0, unchanged 0, rejected 3, merged 2, skipped 0, warned 3" in out
+    warnings = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert [w.split(": ", 2)[1] for w in warnings] == ["faq.csv:3", "faq.csv:6", "faq.csv:14"]
+    assert "merged into it" in warnings[0]
+    assert "keeping this longer answer (faq.csv:6)" in warnings[1]
+    assert "imported as a separate entry, with the new id" in warnings[2]
+    refused = [json.loads(line) for line in rejects.read_text("utf-8").splitlines()]
+    assert [r["where"] for r in refused] == ["faq.csv:9", "faq.csv:17", "faq.csv:19"]
+    assert refused[0]["record"]["質問"] == "固定資産税の評価額を知りたい"
+    assert refused[0]["reasons"][0].endswith("field 'answer': is required and must not be empty")
+    assert "must not contain HTML" in refused[1]["reasons"][0]
+    assert refused[2]["reasons"] == ["faq.csv:19: has 6 cells; the header has 5"]
+
+    exported = tmp_path / "out.jsonl"
+    assert main(["kb", "export", str(exported), "--format", "jsonl"]) == 0
+    entries = {e["title"]: e for e in map(json.loads, exported.read_text("utf-8").splitlines())}
+    assert entries["住民票の写しはどこで取れますか"]["answer"] == (
+        "市民課の窓口で取れます。\n本人確認書類をお持ちください。"
+    )
+    assert (
+        entries["印鑑登録の手続きは"]["answer"]
+        == "本人が窓口で申請してください。\n登録は即日です。"
+    )
+    assert entries["戸籍謄本を郵送で取りたい"]["answer"].endswith("手数料は450円です。")
+    assert entries["国民健康保険料の計算方法"]["questions"] == ["国民健康保険料の計算方法"]
+    assert entries["粗大ごみの出し方"]["department"] == "環境課"
+    assert sum(e["title"] == "児童手当はいつ振り込まれますか" for e in entries.values()) == 1
+    assert len(entries) == 14  # 15 entries, two of them under one question
+
+    # The same file again: every entry found under the same id, nothing written.
+    before = _rows(settings)
+    code, out, _ = run_cli("kb", "import", str(path), "--format", "csv")
+    assert code == 0 and "created 0, updated 0, unchanged 15, rejected 3" in out
+    assert _rows(settings) == before
+
+
+@pytest.mark.parametrize("option", [["--strict"], ["--on-duplicate", "error"]])
+def test_a_refused_city_file_changes_nothing(settings, tmp_path, run_cli, option):
+    path, rejects = _city_csv(tmp_path), tmp_path / "rejects.jsonl"
+    first = tmp_path / "first.jsonl"
+    first.write_text(
+        '{"id": "a", "title": "t", "questions": ["q"], "answer": "a"}\n', encoding="utf-8"
+    )
+    run_cli("kb", "import", str(first), "--format", "jsonl")
+    before = _rows(settings)
+    code, _, err = run_cli(
+        "kb", "import", str(path), "--format", "csv", "--rejects", str(rejects), *option
+    )
+    assert code == 1
+    assert "nothing was changed" in err
+    assert "faq.csv:9: entry" in err  # every problem listed, the rejected ones too
+    assert _rows(settings) == before
+    assert len(rejects.read_text("utf-8").splitlines()) == 3
+
+
+def test_validate_lists_warnings_and_rejected_records(settings, tmp_path, run_cli):
+    code, out, err = run_cli("kb", "validate", str(_city_csv(tmp_path)), "--format", "csv")
+    assert code == 1
+    assert err.count("warning: ") == 3
+    assert "faq.csv:19: has 6 cells; the header has 5" in err

@@ -112,6 +112,22 @@ def test_a_phrasing_of_another_entry_is_rejected_naming_both(starter_settings):
     assert "of entry 'sodai-gomi'" in str(error.value)
 
 
+def test_entries_of_one_title_may_share_its_phrasing(settings):
+    """The same question with two answers (an import keeps both): each stays editable."""
+    db = open_db(settings.database_path)
+    question = {"title": "児童手当はいつ振り込まれますか", "questions": ["児童手当の支給日"]}
+    save_draft(db, {**question, "id": "teate", "answer": "6月、10月、2月です。"}, actor="sato")
+    save_draft(
+        db, {**question, "id": "teate-2", "answer": "公務員は勤務先からです。"}, actor="sato"
+    )
+    edited = save_draft(
+        db, {**question, "id": "teate-2", "answer": "公務員の方は勤務先から。"}, actor="sato"
+    )
+    assert edited.questions == get_entry(db, "teate").questions
+    with pytest.raises(InvalidEntry, match="of entry 'teate'"):
+        save_draft(db, {**question, "id": "x", "title": "別の題", "answer": "本文"}, actor="sato")
+
+
 def test_the_audit_log_is_append_only(starter_settings):
     conn = sqlite3.connect(starter_settings.database_path)
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
