@@ -38,10 +38,10 @@ def settings_for(home, rasa_port: int, action_port: int | None = None, **env: st
     )
 
 
-
 def local(app) -> TestClient:
     """A client on this machine: it sees /metrics and health's reasons (api.routes.health)."""
     return TestClient(app, client=("127.0.0.1", 50000))
+
 
 @pytest.fixture
 def client(starter_settings):
