@@ -31,7 +31,7 @@ from sanic.request import Request
 from sanic.worker.loader import AppLoader
 
 from assistant.config import Settings
-from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret, token_matches
+from assistant.keys import internal_refusal, internal_token, load_secret
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +43,8 @@ def guard(app: Sanic, token: str) -> Sanic:
     async def check(request: Request):
         if request.path == "/health" and request.method in ("GET", "HEAD"):
             return None
-        if not token_matches(request.headers.get(INTERNAL_TOKEN_HEADER), token):
-            return response.json({"error": "the internal token is missing or wrong"}, 401)
-        media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
-        if request.method == "POST" and media != "application/json":
-            return response.json({"error": "the body must be application/json"}, 415)
-        return None
+        refused = internal_refusal(request.headers, request.method, token)
+        return response.json({"error": refused[1]}, refused[0]) if refused else None
 
     return app
 

@@ -59,3 +59,18 @@ def conversation_ref(secret: bytes, conversation_id: str) -> str:
 
 def token_matches(given: str | None, expected: str) -> bool:
     return hmac.compare_digest((given or "").encode("utf-8", "surrogateescape"), expected.encode())
+
+
+def internal_refusal(headers, method: str, expected: str) -> tuple[int, str] | None:
+    """Why a request to an internal service is refused (status, reason), or None.
+
+    It must carry the internal token and, if it sends a body, be ``application/json``:
+    a web page can make a browser send a cross-site ``text/plain`` POST without asking,
+    but never one with a custom header or a JSON content type. Shared by the action
+    server and Rasa's REST channel (Sanic headers; stdlib only, for the Rasa side)."""
+    if not token_matches(headers.get(INTERNAL_TOKEN_HEADER), expected):
+        return 401, "the internal token is missing or wrong"
+    media = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if method not in ("GET", "HEAD") and media != "application/json":
+        return 415, "the body must be application/json"
+    return None

@@ -307,7 +307,9 @@ class Stack:
             "職員向け (staff console)": f"{base}/staff",
             "編集者向け (editor console)": f"{base}/editor",
             "埋め込み用スクリプト (widget)": f"{base}/widget.js",
-            "API ドキュメント (API docs)": f"{base}/docs",
+            "API ドキュメント (API docs)": f"{base}/docs"
+            if self.settings.docs_assets
+            else f"{base}/openapi.json",
         }
 
     def _has_accounts(self) -> bool:

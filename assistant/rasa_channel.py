@@ -6,12 +6,11 @@ the channels, and the REST channel reads any body as JSON. So a message must car
 ``X-Madoguchi-Token`` (401 otherwise) and be ``application/json`` (415 otherwise).
 
 Imported by the Rasa server (``credentials.yml`` names it, written by the launcher), so
-it imports only Rasa and the standard library.
+it imports only Rasa, the standard library and ``assistant.keys``.
 """
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
 
-HEADER = "X-Madoguchi-Token"  # assistant.keys.INTERNAL_TOKEN_HEADER (not importable here)
+from assistant.keys import internal_refusal
 
 
 class GuardedRestInput(RestInput):
@@ -46,12 +45,7 @@ class GuardedRestInput(RestInput):
         async def check(request: Request):
             if request.method in ("GET", "HEAD"):  # the channel's health check
                 return None
-            given = (request.headers.get(HEADER) or "").encode("utf-8", "surrogateescape")
-            if not hmac.compare_digest(given, self.token.encode()):
-                return response.json({"error": "the internal token is missing or wrong"}, 401)
-            media = (request.headers.get("content-type") or "").split(";", 1)[0].strip()
-            if media.lower() != "application/json":
-                return response.json({"error": "the body must be application/json"}, 415)
-            return None
+            refused = internal_refusal(request.headers, request.method, self.token)
+            return response.json({"error": refused[1]}, refused[0]) if refused else None
 
         return webhook
