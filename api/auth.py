@@ -1,6 +1,9 @@
 """Who is calling: staff, editor and admin accounts (``knowledge.accounts``).
 
-Pages log in with ``POST /api/auth/login`` and carry the session in an HttpOnly cookie;
+Pages log in with ``POST /api/auth/login`` and carry the session in an HttpOnly cookie
+(named ``__Host-madoguchi_session`` over HTTPS: the prefix makes browsers refuse it from
+another subdomain or without Secure; a cookie session unused for
+``MADOGUCHI_SESSION_IDLE_MINUTES`` ends);
 every state-changing request made with that cookie must also send the session's CSRF
 token in ``X-CSRF-Token`` (a page on another site can make the browser send the cookie,
 but cannot read the token). API clients get a bearer token from ``POST /api/auth/token``
@@ -17,10 +20,12 @@ from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from api.deps import KnowledgeDb
+from api.deps import AppSettings, KnowledgeDb
+from assistant.config import Settings
 from knowledge.accounts import Session, User, session_for
 
 COOKIE = "madoguchi_session"
+SECURE_COOKIE = "__Host-" + COOKIE
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 NOT_LOGGED_IN = "ログインが必要です。"
 
@@ -31,9 +36,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def secure_request(request: Request, settings: Settings) -> bool:
+    return settings.secure_cookies or request.url.scheme == "https"
+
+
+def cookie_name(request: Request, settings: Settings) -> str:
+    """Over HTTPS only the ``__Host-`` cookie counts: a plain one may have been set by a
+    neighbouring subdomain."""
+    return SECURE_COOKIE if secure_request(request, settings) else COOKIE
+
+
 def authenticated(
     request: Request,
     db: KnowledgeDb,
+    settings: AppSettings,
     authorization: Annotated[str | None, Header()] = None,
     x_csrf_token: Annotated[str | None, Header()] = None,
 ) -> Session:
@@ -48,7 +64,12 @@ def authenticated(
             )
         request.state.user = session.user.name  # for the access log
         return session
-    session = session_for(db, request.cookies.get(COOKIE, ""), "cookie")
+    session = session_for(
+        db,
+        request.cookies.get(cookie_name(request, settings), ""),
+        "cookie",
+        idle_s=settings.session_idle_s,
+    )
     if session is None:
         raise HTTPException(401, detail=NOT_LOGGED_IN, headers={"WWW-Authenticate": "Bearer"})
     if request.method not in SAFE_METHODS:
@@ -59,6 +80,21 @@ def authenticated(
             )
     request.state.user = session.user.name  # for the access log
     return session
+
+
+def optional_staff(
+    request: Request,
+    db: KnowledgeDb,
+    settings: AppSettings,
+    authorization: Annotated[str | None, Header()] = None,
+) -> User | None:
+    """The logged-in staff member (or editor, admin) if any, else None; never refuses.
+    For routes that answer everyone but tell staff more (``/api/health``)."""
+    try:
+        session = authenticated(request, db, settings, authorization, None)
+    except HTTPException:
+        return None
+    return session.user if session.user.may("staff") else None
 
 
 def _require(role: str):
@@ -79,3 +115,4 @@ StaffUser = Annotated[User, Depends(require_staff)]
 EditorUser = Annotated[User, Depends(require_editor)]
 AdminUser = Annotated[User, Depends(require_admin)]
 CurrentSession = Annotated[Session, Depends(authenticated)]
+MaybeStaff = Annotated[User | None, Depends(optional_staff)]

@@ -9,27 +9,36 @@ from contextlib import asynccontextmanager
 import anyio
 import httpx
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from api import limits
+from api.headers import SecurityHeaders
 from api.metrics import Metrics
 from api.observe import Observe
-from api.residents import RateLimiter, SessionIds, load_secret
+from api.residents import RateLimiter, SessionIds
 from api.routes import auth, chat, editor, health, pages, staff, tickets, unanswered, users
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
 from assistant.config import HANDOFF_WINDOW_S, Settings
+from assistant.keys import internal_token, load_secret
+from knowledge.city import CityProfile
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env(os.environ)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.settings = settings or Settings.from_env(os.environ)
+        app.state.settings = settings
+        app.state.chat_headers = pages.chat_headers(
+            CityProfile.load(settings.city_path).embed_origins
+        )
         app.state.engines = EngineHolder(app.state.settings)
         app.state.rasa_circuit = RasaCircuit(app.state.settings.rasa_retry_s)
         app.state.degraded_chat = None  # made with the engine, on first use
         settings_ = app.state.settings
-        app.state.session_ids = SessionIds(load_secret(settings_.secret_path))
+        secret = load_secret(settings_.secret_path)
+        app.state.session_ids = SessionIds(secret, settings_.conversation_ttl_s)
+        app.state.internal_token = internal_token(secret)  # shown to Rasa's REST channel
         app.state.chat_per_client = RateLimiter(settings_.chat_rate_per_client)
         app.state.chat_per_session = RateLimiter(settings_.chat_rate_per_session)
         app.state.handoffs_per_client = RateLimiter(
@@ -54,9 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Our own metrics (/metrics) and request logs cover this; FastAPI's built-in
         # OpenTelemetry hooks would only add work to every request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        # FastAPI's /docs and /redoc load Swagger UI and ReDoc from a CDN onto the
+        # consoles' origin; /docs is served from a local copy instead, when configured.
+        docs_url=None,
+        redoc_url=None,
     )
     limits.install(app)
 
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Observe)
     app.include_router(auth.router)
     app.include_router(chat.router)
@@ -68,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(pages.router)
-    app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
+    if settings.docs_assets is not None:
+        pages.install_docs(app, settings.docs_assets)
+    app.mount("/static", pages.Assets(directory=pages.STATIC), name="static")
     return app
 
 

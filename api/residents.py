@@ -1,9 +1,12 @@
 """Anonymous residents: server-issued conversation ids and per-client rate limits.
 
-A conversation id is 24 random characters followed by 16 characters of an HMAC over
-them with the server's secret (``MADOGUCHI_HOME/secret.key``, made on first use). The
-server accepts only ids it issued: a made-up id starts a new conversation, and the
-messages of a conversation are read only by whoever holds its id.
+A conversation id is 24 random characters, the time it was issued (8 hex digits of Unix
+seconds) and 16 characters of an HMAC over both with the server's secret
+(``MADOGUCHI_HOME/secret.key``, made on first use). The server accepts only ids it
+issued, for ``MADOGUCHI_CONVERSATION_HOURS`` after issuing them: a made-up or expired id
+starts a new conversation, and the messages of a conversation are read only by whoever
+holds its id. The id travels in request bodies and headers, never in a URL (proxies
+and browsers keep URLs in their logs and history).
 
 Rate limits are sliding windows kept in the API process (one process serves the API).
 """
@@ -14,56 +17,53 @@ import base64
 import collections
 import hashlib
 import hmac
-import os
 import secrets
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 from fastapi import HTTPException
 
 TOO_MANY = "短い時間に多くのメッセージが送られました。少し待ってからもう一度お送りください。"
 
 
-def load_secret(path: Path) -> bytes:
-    """The server's secret key, created (mode 600) the first time."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_bytes(32)
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return path.read_bytes()
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(key)
-        return key
-
-
 class SessionIds:
     RANDOM = 24
+    STAMP = 8
     SIGNATURE = 16
+    LENGTH = RANDOM + STAMP + SIGNATURE
+    CLOCK_SKEW_S = 300  # an id "from the future" by more than this was not ours
 
-    def __init__(self, secret: bytes):
+    def __init__(
+        self,
+        secret: bytes,
+        ttl_s: int = 7 * 24 * 3600,
+        clock: Callable[[], float] = time.time,
+    ):
         self._secret = secret
+        self.ttl_s = ttl_s
+        self._clock = clock
 
-    def _sign(self, random_part: str) -> str:
-        mac = hmac.new(self._secret, random_part.encode("ascii"), hashlib.sha256).digest()
+    def _sign(self, signed_part: str) -> str:
+        mac = hmac.new(self._secret, signed_part.encode("ascii"), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac[:12]).decode("ascii")
 
     def issue(self) -> str:
-        random_part = secrets.token_urlsafe(18)  # 24 characters
-        return random_part + self._sign(random_part)
+        signed_part = secrets.token_urlsafe(18) + f"{int(self._clock()):08x}"  # 24 + 8
+        return signed_part + self._sign(signed_part)
 
     def valid(self, session_id: str | None) -> bool:
-        if not session_id or len(session_id) != self.RANDOM + self.SIGNATURE:
+        """Issued by this server (same secret) and not expired."""
+        if not session_id or len(session_id) != self.LENGTH:
             return False
-        random_part, signature = session_id[: self.RANDOM], session_id[self.RANDOM :]
+        signed_part, signature = session_id[: -self.SIGNATURE], session_id[-self.SIGNATURE :]
         try:
-            return hmac.compare_digest(signature, self._sign(random_part))
+            if not hmac.compare_digest(signature, self._sign(signed_part)):
+                return False
         except (UnicodeEncodeError, TypeError):
             return False
+        age = self._clock() - int(signed_part[self.RANDOM :], 16)
+        return -self.CLOCK_SKEW_S <= age <= self.ttl_s
 
 
 class RateLimiter:

@@ -213,8 +213,9 @@ class TurnPublic(BaseModel):
 
 
 class TicketPublic(BaseModel):
+    # No conversation id: with it, anyone who saw the ticket could read the resident's
+    # staff messages and write to the ticket as the resident.
     id: int
-    session_id: str
     status: Literal["open", "resolved"]
     reason: str
     channel: str
@@ -270,6 +271,21 @@ class MePublic(BaseModel):
     display_name: str
     csrf_token: str = Field(description="Send it as X-CSRF-Token with every change.")
     expires_at: str
+
+
+class SessionPublic(BaseModel):
+    ref: str = Field(description="Names the session for DELETE /api/auth/sessions/{ref}.")
+    kind: Literal["cookie", "token"]
+    client: str = Field(description="The address it was opened from.")
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    current: bool = Field(description="True for the session or token of this request.")
+
+
+class SessionsPublic(BaseModel):
+    data: list[SessionPublic]
+    count: int
 
 
 class TokenPublic(BaseModel):

@@ -679,10 +679,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     from assistant.errors import EncoderError, IndexUnavailable
+    from assistant.files import make_private
     from knowledge.model import KnowledgeError
 
     try:
         _check_text_arguments(args)
+        # What the command writes (the database, backups, the index) is for this user
+        # only, and so is what an older version left readable (assistant.files).
+        make_private(_settings().home)
         return args.func(args)
     except (CliError, ConfigError, KnowledgeError, EncoderError, IndexUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)

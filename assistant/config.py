@@ -7,6 +7,7 @@ that names the setting.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,38 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 HANDOFF_WINDOW_S = 600.0
 
 
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an IP address (such as 127.0.0.1)") from None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    raw = env.get(name) or ""
+    if raw and (len(raw) < 24 or not raw.isascii() or not raw.isprintable() or " " in raw):
+        raise ConfigError(f"{name} must be at least 24 printable ASCII characters, no spaces")
+    return raw
+
+
+def _directory(env: Mapping[str, str], name: str, needs: tuple[str, ...]) -> Path | None:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    path = Path(raw).resolve()
+    missing = [file for file in needs if not (path / file).is_file()]
+    if missing:
+        raise ConfigError(f"{name}={raw!r} must be a directory holding {', '.join(missing)}")
+    return path
+
+
+# The files of Swagger UI's distribution (the npm package swagger-ui-dist) the docs need.
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -112,6 +145,27 @@ class Settings:
     # Session cookies are always Secure when the request came over HTTPS (directly or, with
     # uvicorn's --forwarded-allow-ips, through a proxy); set this to require it always.
     secure_cookies: bool = False
+    # A staff or editor session ends after this long without a request (besides the
+    # absolute limit of knowledge.accounts.SESSION_HOURS).
+    session_idle_s: int = 30 * 60
+    # Where Rasa and the action server listen. Loopback unless the services are spread
+    # over several machines; they accept only callers holding the internal token
+    # (assistant.keys), but nothing outside this machine needs to reach them.
+    bind_internal: str = "127.0.0.1"
+    # How long a resident's conversation id is accepted after it was issued (a week:
+    # a handoff on Friday evening is answered on Monday, or after 年末年始).
+    conversation_ttl_s: int = 7 * 24 * 3600
+    # /metrics: with a token, only to ``Authorization: Bearer <token>``; without one, only
+    # to callers on this machine (the monitoring agent, or a proxy that does not forward
+    # /metrics).
+    metrics_token: str = ""
+    # /docs (Swagger UI) is served only from a local copy of swagger-ui-dist: no page of
+    # this origin loads a script from elsewhere. Unset: no /docs (/openapi.json stays).
+    docs_assets: Path | None = None
+    # The API server (uvicorn): seconds an idle keep-alive connection is kept, and the
+    # connections served at once (more get 503 at once, rather than queueing unseen).
+    api_keep_alive_s: int = 5
+    api_concurrency: int = 400
 
     @property
     def database_path(self) -> Path:
@@ -140,12 +194,20 @@ class Settings:
         return self.rasa_dir / "models" / "madoguchi.tar.gz"
 
     @property
+    def internal_host(self) -> str:
+        """The address this machine reaches Rasa and the actions on."""
+        address = ipaddress.ip_address(self.bind_internal)
+        if address.is_unspecified:  # bound to every interface: loopback is one of them
+            return "127.0.0.1" if address.version == 4 else "[::1]"
+        return f"[{address}]" if address.version == 6 else str(address)
+
+    @property
     def rasa_url(self) -> str:
-        return f"http://127.0.0.1:{self.rasa_port}"
+        return f"http://{self.internal_host}:{self.rasa_port}"
 
     @property
     def action_url(self) -> str:
-        return f"http://127.0.0.1:{self.action_port}"
+        return f"http://{self.internal_host}:{self.action_port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -177,6 +239,19 @@ class Settings:
             ),
             retention_days=_int(env, "MADOGUCHI_RETENTION_DAYS", cls.retention_days, 1, 36500),
             secure_cookies=_flag(env, "MADOGUCHI_SECURE_COOKIES", False),
+            session_idle_s=60
+            * _int(env, "MADOGUCHI_SESSION_IDLE_MINUTES", cls.session_idle_s // 60, 1, 24 * 60),
+            bind_internal=_address(env, "MADOGUCHI_BIND_INTERNAL", cls.bind_internal),
+            conversation_ttl_s=3600
+            * _int(
+                env, "MADOGUCHI_CONVERSATION_HOURS", cls.conversation_ttl_s // 3600, 1, 24 * 366
+            ),
+            metrics_token=_secret(env, "MADOGUCHI_METRICS_TOKEN"),
+            docs_assets=_directory(env, "MADOGUCHI_DOCS_ASSETS", SWAGGER_FILES),
+            api_keep_alive_s=_int(env, "MADOGUCHI_API_KEEP_ALIVE", cls.api_keep_alive_s, 1, 600),
+            api_concurrency=_int(
+                env, "MADOGUCHI_API_CONCURRENCY", cls.api_concurrency, 10, 100_000
+            ),
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),

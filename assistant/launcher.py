@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 
 from assistant.config import PROJECT_ROOT, Settings
+from assistant.files import PRIVATE_UMASK, tighten
+from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
 from knowledge.store import open_db
 
 RASA_START_TIMEOUT_S = 240.0
@@ -49,25 +51,36 @@ def write_rasa_files(settings: Settings) -> tuple[Path, Path]:
 
     Conversations are kept in ``rasa/trackers.db``, so they survive a Rasa restart. The
     API masks personal numbers before Rasa sees a message, so none are stored there.
+    Both files hold the internal token (Rasa shows it to the action server; the API
+    shows it to Rasa's REST channel, ``assistant.rasa_channel``), so they are mode 600.
     """
-    settings.rasa_dir.mkdir(parents=True, exist_ok=True)
+    settings.rasa_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = json.dumps(internal_token(load_secret(settings.secret_path)))
     endpoints = settings.rasa_dir / "endpoints.yml"
-    endpoints.write_text(
+    _write_private(
+        endpoints,
         f'action_endpoint:\n  url: "{settings.action_url}/webhook"\n'
+        f"  headers:\n    {INTERNAL_TOKEN_HEADER}: {token}\n"
         "tracker_store:\n"
         "  type: SQL\n"
         "  dialect: sqlite\n"
         f"  db: {json.dumps(str(settings.rasa_dir / 'trackers.db'))}\n",
-        encoding="utf-8",
     )
     credentials = settings.rasa_dir / "credentials.yml"
-    credentials.write_text("rest:\n", encoding="utf-8")
+    _write_private(credentials, f"assistant.rasa_channel.GuardedRestInput:\n  token: {token}\n")
     # Write-ahead logging (a setting kept in the file): a commit appends to the log
     # instead of rewriting pages with a rollback journal, for each of Rasa's two saves
     # per message.
     with sqlite3.connect(settings.rasa_dir / "trackers.db") as trackers:
         trackers.execute("PRAGMA journal_mode = WAL")
     return endpoints, credentials
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an older file kept its mode
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 class Stack:
@@ -113,7 +126,7 @@ class Stack:
                 [
                     sys.executable,
                     "-m",
-                    "rasa_sdk",
+                    "assistant.action_server",
                     "--actions",
                     "assistant.actions",
                     "--port",
@@ -138,7 +151,7 @@ class Stack:
                     "--port",
                     str(settings.rasa_port),
                     "--interface",
-                    "127.0.0.1",
+                    settings.bind_internal,
                 ],
                 f"{settings.rasa_url}/",
                 logs / "rasa.log",
@@ -154,6 +167,17 @@ class Stack:
                     host,
                     "--port",
                     str(settings.api_port),
+                    # No version banner; idle keep-alive connections closed soon; at most
+                    # this many connections at once (503 beyond); request heads of at
+                    # most 16 KiB. Slow clients are the reverse proxy's to time out
+                    # (docs/operations.md).
+                    "--no-server-header",
+                    "--timeout-keep-alive",
+                    str(settings.api_keep_alive_s),
+                    "--limit-concurrency",
+                    str(settings.api_concurrency),
+                    "--h11-max-incomplete-event-size",
+                    str(16 * 1024),
                 ],
                 f"http://127.0.0.1:{settings.api_port}/api/health",
                 logs / "api.log",
@@ -162,15 +186,17 @@ class Stack:
 
     def check_ports(self) -> None:
         """Fail before starting anything if a port is taken (say, by an earlier run)."""
-        for name, port, setting in (
-            ("api", self.settings.api_port, "MADOGUCHI_API_PORT"),
-            ("rasa", self.settings.rasa_port, "MADOGUCHI_RASA_PORT"),
-            ("actions", self.settings.action_port, "MADOGUCHI_ACTION_PORT"),
+        internal = self.settings.bind_internal
+        for name, host, port, setting in (
+            ("api", "127.0.0.1", self.settings.api_port, "MADOGUCHI_API_PORT"),
+            ("rasa", internal, self.settings.rasa_port, "MADOGUCHI_RASA_PORT"),
+            ("actions", internal, self.settings.action_port, "MADOGUCHI_ACTION_PORT"),
         ):
-            with socket.socket() as probe:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            with socket.socket(family) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
-                    probe.bind(("127.0.0.1", port))
+                    probe.bind((host, port))
                 except OSError:
                     raise StackError(
                         f"port {port} for {name} is already in use; stop what holds it "
@@ -178,9 +204,11 @@ class Stack:
                     ) from None
 
     def launch(self, service: Service) -> None:
-        """Start one service's process, its output appended to its log."""
-        service.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(service.log_path, "ab") as log:
+        """Start one service's process, its output appended to its log (mode 600); what
+        it writes is private to this user too (umask 077)."""
+        service.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor = os.open(service.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(descriptor, "ab") as log:
             service.process = subprocess.Popen(
                 service.command,
                 cwd=PROJECT_ROOT,
@@ -188,11 +216,18 @@ class Stack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us; we stop the children in order
+                umask=PRIVATE_UMASK,
             )
 
     def start(self, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
         """Start every service and wait until each answers its health check."""
         self.check_ports()
+        if changed := tighten(self.settings.home):
+            print(
+                f"  made {changed} files and folders under {self.settings.home} private "
+                "to this user (they were readable by group or others)",
+                flush=True,
+            )
         for service in self.services:
             self.launch(service)
         self.wait_healthy(self.services, timeout_s)
@@ -202,10 +237,12 @@ class Stack:
         """One message through Rasa, so the first resident does not wait while the
         action server loads its engine and Rasa runs its model for the first time."""
         started = time.monotonic()
+        token = internal_token(load_secret(self.settings.secret_path))
         try:
             httpx.post(
                 f"{self.settings.rasa_url}/webhooks/rest/webhook",
                 json={"sender": "madoguchi-warm-up", "message": "こんにちは"},
+                headers={INTERNAL_TOKEN_HEADER: token},
                 timeout=60.0,
             )
         except httpx.HTTPError as error:
@@ -270,7 +307,9 @@ class Stack:
             "職員向け (staff console)": f"{base}/staff",
             "編集者向け (editor console)": f"{base}/editor",
             "埋め込み用スクリプト (widget)": f"{base}/widget.js",
-            "API ドキュメント (API docs)": f"{base}/docs",
+            "API ドキュメント (API docs)": f"{base}/docs"
+            if self.settings.docs_assets
+            else f"{base}/openapi.json",
         }
 
     def _has_accounts(self) -> bool:

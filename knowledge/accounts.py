@@ -6,9 +6,16 @@
 - A login makes a random token (256 bits) that is given to the browser (cookie) or the
   API client (bearer token); only its SHA-256 is stored, so a copy of the database does
   not let anyone in. Cookie sessions also carry a CSRF token.
-- Failed logins are recorded; too many for one name from one address, from one address,
-  or for one name from anywhere in the window refuse further attempts for a while
-  (``LoginThrottled``), whatever the password.
+- Every login attempt is recorded before its password is checked, in the transaction
+  that checks the limits, so parallel attempts cannot all pass the check; a right
+  password removes its record. Too many failures for one name from one address, or from
+  one address for any names, refuse further attempts for a while (``LoginThrottled``),
+  whatever the password. Many failures for one name from everywhere (guessing spread
+  over many addresses) hold back every address that has failed for that name, not the
+  name itself: the account's owner, at an address that has not failed, still logs in.
+- A cookie session ends after ``SESSION_HOURS``, or sooner when it has not been used for
+  the idle time the caller gives (``MADOGUCHI_SESSION_IDLE_MINUTES``). Users list and end
+  their own sessions and tokens.
 - Every change to accounts, and every login and logout, is in the audit log.
 
 Roles are ordered: an editor may do what staff may, an admin what an editor may.
@@ -43,13 +50,17 @@ SCRYPT_MAXMEM = 64 * 1024 * 1024
 SESSION_HOURS = 10  # a working day; then log in again
 TOKEN_MAX_S = 30 * 24 * 3600
 FAILURE_WINDOW_S = 15 * 60
-# Failed logins in the window that lock further attempts: for a name from one address
-# (a person mistyping, or a guesser), from one address for any names (a guesser trying
-# names), and for a name from anywhere (guessing spread over many addresses; high, so
-# that a stranger cannot lock staff out of their accounts at the counter's rush hour).
+# Failed logins in the window that hold back further attempts: for a name from one
+# address (a person mistyping, or a guesser), from one address for any names (a guesser
+# trying names), and for a name from anywhere (guessing spread over many addresses):
+# past that, an address that has failed once for the name waits, so each further
+# address gets one guess, while the owner at a clean address is never locked out.
 MAX_FAILURES_PER_NAME_AND_CLIENT = 5
 MAX_FAILURES_PER_CLIENT = 20
 MAX_FAILURES_PER_NAME = 50
+# A session last used less than this long ago is not written again (a write per
+# request would be the busiest write of the database).
+SEEN_RESOLUTION_S = 60
 
 
 class AccountError(KnowledgeError):
@@ -58,6 +69,10 @@ class AccountError(KnowledgeError):
 
 class LoginFailed(KnowledgeError):
     """Wrong name or password, or a disabled account (not said which)."""
+
+
+class SessionNotFound(KnowledgeError):
+    """No such session or token of this user."""
 
 
 class LoginThrottled(KnowledgeError):
@@ -86,6 +101,28 @@ class Session:
     kind: str
     csrf_token: str
     expires_at: str
+
+    @property
+    def ref(self) -> str:
+        return session_ref(_token_hash(self.token))
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One of a user's sessions or tokens, as they may see it (never the secret)."""
+
+    ref: str
+    kind: str
+    client: str
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+
+
+def session_ref(token_hash: str) -> str:
+    """A session's public name: the start of its token's hash (which does not reveal the
+    token; the token is what lets one in)."""
+    return token_hash[:16]
 
 
 # -- passwords ------------------------------------------------------------------------
@@ -300,11 +337,17 @@ def throttled_for(db: sqlite_utils.Database, name: str, client: str) -> int:
     """Seconds until a login for ``name`` from ``client`` may be tried again (0: now)."""
     since = _since(FAILURE_WINDOW_S)
     waits = []
-    for where, values, limit in (
+    limits = [
         ("name = ? AND client = ?", [name, client], MAX_FAILURES_PER_NAME_AND_CLIENT),
         ("client = ?", [client], MAX_FAILURES_PER_CLIENT),
-        ("name = ?", [name], MAX_FAILURES_PER_NAME),
-    ):
+    ]
+    # The name's own cap holds back only addresses that have failed for it.
+    if db.execute(
+        "SELECT 1 FROM login_failures WHERE name = ? AND client = ? AND at > ? LIMIT 1",
+        [name, client, since],
+    ).fetchone():
+        limits.append(("name = ?", [name], MAX_FAILURES_PER_NAME))
+    for where, values, limit in limits:
         rows = db.execute(
             f"SELECT at FROM login_failures WHERE {where} AND at > ? ORDER BY at DESC "
             "LIMIT 1 OFFSET ?",
@@ -315,6 +358,21 @@ def throttled_for(db: sqlite_utils.Database, name: str, client: str) -> int:
             free = oldest + dt.timedelta(seconds=FAILURE_WINDOW_S)
             waits.append(int((free - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 1)
     return max([0, *waits])
+
+
+def _record_attempt(db: sqlite_utils.Database, name: str, client: str) -> int:
+    """Check the limits and count this attempt as a failure, in one write transaction:
+    the next attempt, however close behind, sees it. Returns the record's id."""
+    with write_transaction(db):
+        wait = throttled_for(db, name, client)
+        if wait:
+            raise LoginThrottled(wait)
+        db.execute("DELETE FROM login_failures WHERE at < ?", [_since(FAILURE_WINDOW_S)])
+        cursor = db.execute(
+            "INSERT INTO login_failures (name, client, at) VALUES (?, ?, ?)",
+            [name, client, now_iso()],
+        )
+        return cursor.lastrowid
 
 
 def log_in(
@@ -331,17 +389,12 @@ def log_in(
     name = name[:64]
     # Failures are kept by the name typed, which may be anything (a phone number typed
     # in the wrong box): kept and counted masked.
-    recorded = mask_personal_data(name)
-    wait = throttled_for(db, recorded, client)
-    if wait:
-        raise LoginThrottled(wait)
+    attempt = _record_attempt(db, mask_personal_data(name), client)  # before the scrypt
     rows = list(db.query("SELECT * FROM users WHERE name = ?", [name]))
     row = rows[0] if rows else None
     good = verify_password(password[:MAX_PASSWORD], row["password_hash"] if row else _dummy_hash())
     if not good or row is None or row["disabled_at"]:
         with write_transaction(db):
-            db["login_failures"].insert({"name": recorded, "client": client, "at": now_iso()})
-            db.execute("DELETE FROM login_failures WHERE at < ?", [_since(FAILURE_WINDOW_S)])
             record_audit(
                 db,
                 actor=name if row else "anonymous",
@@ -358,15 +411,19 @@ def log_in(
         timespec="seconds"
     )
     with write_transaction(db):
+        db.execute("DELETE FROM login_failures WHERE id = ?", [attempt])  # it was no failure
         db.execute("DELETE FROM auth_sessions WHERE expires_at < ?", [now_iso()])
+        stamp = now_iso()
         db["auth_sessions"].insert(
             {
                 "token_hash": _token_hash(token),
                 "user": name,
                 "kind": kind,
                 "csrf_token": csrf,
-                "created_at": now_iso(),
+                "created_at": stamp,
                 "expires_at": expires,
+                "last_seen_at": stamp,
+                "client": client[:100],
             }
         )
         record_audit(
@@ -380,23 +437,79 @@ def log_in(
     return Session(token, _user(row), kind, csrf, expires)
 
 
-def session_for(db: sqlite_utils.Database, token: str, kind: str) -> Session | None:
-    """The live session or token with this secret, or None (unknown, expired, disabled)."""
+def session_for(
+    db: sqlite_utils.Database, token: str, kind: str, *, idle_s: int | None = None
+) -> Session | None:
+    """The live session or token with this secret, or None (unknown, expired, disabled,
+    or, for a cookie session, unused for ``idle_s``). Marks it used."""
     if not token or len(token) > 200:
         return None
+    token_hash = _token_hash(token)
     rows = list(
         db.query(
             "SELECT s.*, u.name, u.role, u.display_name, u.created_at AS user_created, "
             "u.disabled_at FROM auth_sessions s JOIN users u ON u.name = s.user "
             "WHERE s.token_hash = ? AND s.kind = ? AND s.expires_at > ?",
-            [_token_hash(token), kind, now_iso()],
+            [token_hash, kind, now_iso()],
         )
     )
     if not rows or rows[0]["disabled_at"]:
         return None
     row = rows[0]
+    seen = dt.datetime.fromisoformat(row["last_seen_at"] or row["created_at"])
+    idle = (dt.datetime.now(dt.timezone.utc) - seen).total_seconds()
+    if kind == "cookie" and idle_s is not None and idle > idle_s:
+        with write_transaction(db):
+            db.execute("DELETE FROM auth_sessions WHERE token_hash = ?", [token_hash])
+        return None
+    if idle > SEEN_RESOLUTION_S:
+        with write_transaction(db):
+            db.execute(
+                "UPDATE auth_sessions SET last_seen_at = ? WHERE token_hash = ?",
+                [now_iso(), token_hash],
+            )
     user = User(row["name"], row["role"], row["display_name"] or "", row["user_created"])
     return Session(token, user, kind, row["csrf_token"] or "", row["expires_at"])
+
+
+def sessions_of(db: sqlite_utils.Database, name: str) -> list[SessionInfo]:
+    """The user's live sessions and tokens, newest first."""
+    return [
+        SessionInfo(
+            ref=session_ref(row["token_hash"]),
+            kind=row["kind"],
+            client=row["client"] or "",
+            created_at=row["created_at"],
+            last_seen_at=row["last_seen_at"] or row["created_at"],
+            expires_at=row["expires_at"],
+        )
+        for row in db.query(
+            "SELECT * FROM auth_sessions WHERE user = ? AND expires_at > ? "
+            "ORDER BY created_at DESC, token_hash",
+            [name, now_iso()],
+        )
+    ]
+
+
+def end_session(db: sqlite_utils.Database, name: str, ref: str) -> None:
+    """End one of the user's own sessions or tokens (``ref`` from :func:`sessions_of`)."""
+    if not re.fullmatch(r"[0-9a-f]{16}", ref):
+        raise AccountError("a session reference is 16 hexadecimal characters")
+    with write_transaction(db):
+        cursor = db.execute(
+            "DELETE FROM auth_sessions WHERE user = ? AND substr(token_hash, 1, 16) = ?",
+            [name, ref],
+        )
+        if not cursor.rowcount:
+            raise SessionNotFound(f"no session or token {ref} of yours")
+        record_audit(
+            db,
+            actor=name,
+            action="session_ended",
+            entry_id=None,
+            revision=None,
+            detail={"session": ref},
+        )
 
 
 def log_out(db: sqlite_utils.Database, token: str) -> None:

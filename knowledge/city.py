@@ -7,6 +7,7 @@ entries name only a department, and contacts are looked up here.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -18,6 +19,18 @@ import yaml
 from knowledge.model import PLACEHOLDER, KnowledgeError
 
 DEFAULT_PROFILE = Path(__file__).with_name("city.yaml")
+
+
+ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origin(value: object) -> str:
+    """An origin as a browser writes it (scheme and host, maybe a port; no path)."""
+    if not isinstance(value, str) or not ORIGIN.fullmatch(value.lower().rstrip("/")):
+        raise ValueError(
+            f"embed_origins: {value!r} is not an origin such as https://www.city.example.lg.jp"
+        )
+    return value.lower().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,8 @@ class CityProfile:
     timezone: str = "Asia/Tokyo"
     # Days the offices close besides weekends and national holidays, as "MM-DD".
     closed_dates: frozenset[str] = field(default_factory=frozenset)
+    # The city's sites that may show the chat in the widget's frame ("https://host").
+    embed_origins: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PROFILE) -> CityProfile:
@@ -69,6 +84,7 @@ class CityProfile:
                     dt.date.fromisoformat(f"2000-{day}").strftime("%m-%d")
                     for day in hours.get("closed_dates") or []
                 ),
+                embed_origins=tuple(_origin(o) for o in data.get("embed_origins") or []),
             )
             ZoneInfo(profile.timezone)
             return profile

@@ -26,7 +26,7 @@ import sqlite_utils
 
 from knowledge.model import Entry, EntryNotFound, revision_in_force
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _LIST_FIELDS = ("questions", "documents", "tags")
 
 
@@ -169,6 +169,13 @@ def _add_account_tables(db: sqlite_utils.Database) -> None:
     db["login_failures"].create_index(["client", "at"])
 
 
+def _add_session_activity(db: sqlite_utils.Database) -> None:
+    """When each session was last used (the idle timeout) and from where (for the list
+    a user sees of their own sessions)."""
+    db["auth_sessions"].add_column("last_seen_at", str)
+    db["auth_sessions"].add_column("client", str)
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -215,6 +222,8 @@ def migrate(db: sqlite_utils.Database) -> None:
             _add_conversation_tables(db)
         if version < 4:
             _add_account_tables(db)
+        if version < 5:
+            _add_session_activity(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

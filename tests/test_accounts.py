@@ -13,7 +13,9 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,11 +23,12 @@ import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
-from api.auth import COOKIE
+from api.auth import COOKIE, SECURE_COOKIE
 from api.main import create_app
-from api.residents import TOO_MANY, RateLimiter, SessionIds, load_secret
+from api.residents import TOO_MANY, RateLimiter, SessionIds
 from api.routes.auth import WRONG
 from assistant.cli import main
+from assistant.keys import load_secret
 from knowledge.accounts import (
     MAX_FAILURES_PER_CLIENT,
     MAX_FAILURES_PER_NAME,
@@ -53,6 +56,7 @@ ACCOUNT_ACTIONS = {
     "login_failed",
     "logout",
     "token_issued",
+    "session_ended",
 }
 
 
@@ -74,9 +78,9 @@ def password_hash(settings, name: str) -> str:
         db.close()
 
 
-def cookie_attributes(response) -> dict[str, str]:
+def cookie_attributes(response, name: str = COOKIE) -> dict[str, str]:
     """The attributes of the session cookie the response sets (names lowercased)."""
-    (header,) = [h for h in response.headers.get_list("set-cookie") if h.startswith(COOKIE + "=")]
+    (header,) = [h for h in response.headers.get_list("set-cookie") if h.startswith(name + "=")]
     first, *rest = [part.strip() for part in header.split(";")]
     attributes = {"value": first.partition("=")[2]}
     for part in rest:
@@ -263,9 +267,17 @@ def test_the_session_cookie_is_httponly_strict_and_secure_over_https(client, api
         "https://testserver/api/auth/login", json={"name": sato, "password": PASSWORD}
     )
     assert https.status_code == 200
-    assert "secure" in cookie_attributes(https)
-    assert "httponly" in cookie_attributes(https)
-    assert cookie_attributes(https)["samesite"].lower() == "strict"
+    # Over HTTPS the cookie has the __Host- prefix: Secure, Path=/, no Domain, so no
+    # neighbouring subdomain can set or replace it; only that cookie counts there.
+    secure = cookie_attributes(https, SECURE_COOKIE)
+    assert "secure" in secure and "httponly" in secure and "domain" not in secure
+    assert secure["samesite"].lower() == "strict" and secure["path"] == "/"
+    assert not [h for h in https.headers.get_list("set-cookie") if h.startswith(COOKIE)]
+    assert client.get("https://testserver/api/auth/me").json()["name"] == sato
+    plain_only = TestClient(client.app, client=(f"plain-{tag}", 50000))
+    plain_only.cookies.set(COOKIE, cookie["value"])
+    assert plain_only.get("https://testserver/api/auth/me").status_code == 401
+    assert plain_only.get("/api/auth/me").status_code == 200
 
 
 def test_secure_cookies_can_be_required_over_http(app_with):
@@ -273,7 +285,7 @@ def test_secure_cookies_can_be_required_over_http(app_with):
     account(client.app.state.settings, "sato", "staff")
     response = login(client, "sato")
     assert response.status_code == 200
-    cookie = cookie_attributes(response)
+    cookie = cookie_attributes(response, SECURE_COOKIE)
     assert "secure" in cookie and "httponly" in cookie
 
 
@@ -318,6 +330,72 @@ def test_logging_out_ends_the_session_and_removes_the_cookie(client, api_setting
 
 
 # -- logging in: tokens -------------------------------------------------------------------
+
+
+def test_a_cookie_session_unused_for_the_idle_time_ends(app_with):
+    """Regression: a session lived its whole 10 hours however long it was left unused."""
+    client = app_with(MADOGUCHI_SESSION_IDLE_MINUTES="5")
+    settings = client.app.state.settings
+    account(settings, "sato", "staff")
+    assert login(client, "sato").status_code == 200
+    token = bearer(settings, "sato", "staff")
+
+    def last_used(minutes_ago: int) -> None:
+        stamp = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=minutes_ago)
+        db = open_db(settings.database_path)
+        db.execute("UPDATE auth_sessions SET last_seen_at = ?", [stamp.isoformat()])
+        db.conn.commit()
+        db.close()
+
+    last_used(4)
+    assert client.get("/api/auth/me").status_code == 200  # and that use counts
+    db = open_db(settings.database_path)
+    (seen,) = db.execute("SELECT last_seen_at FROM auth_sessions WHERE kind = 'cookie'").fetchone()
+    db.close()
+    assert (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(seen)).seconds < 60
+    last_used(6)
+    assert client.get("/api/auth/me").status_code == 401
+    # API clients' bearer tokens have their own lifetime, not the pages' idle time.
+    assert client.get("/api/auth/me", headers=token).status_code == 200
+
+
+def test_users_list_and_end_their_own_sessions_and_tokens(client, api_settings, tag):
+    sato, kato = f"sato-{tag}", f"kato-{tag}"
+    account(api_settings, sato, "staff")
+    account(api_settings, kato, "staff")
+    csrf = login(client, sato).json()["csrf_token"]
+    other_desk = TestClient(client.app, client=(f"desk-{tag}", 50000))
+    assert login(other_desk, sato).status_code == 200
+    token = bearer(api_settings, sato, "staff")
+    listed = client.get("/api/auth/sessions").json()
+    assert listed["count"] == 3
+    assert sorted(s["kind"] for s in listed["data"]) == ["cookie", "cookie", "token"]
+    (current,) = [s for s in listed["data"] if s["current"]]
+    assert current["client"] == f"client-{tag}" and current["kind"] == "cookie"
+    assert all(len(s["ref"]) == 16 and "token" not in s for s in listed["data"])
+    desk = next(s for s in listed["data"] if s["client"] == f"desk-{tag}")
+    tokens = next(s for s in listed["data"] if s["kind"] == "token")
+    # A change: the page's CSRF token is needed, as for any other.
+    assert client.delete(f"/api/auth/sessions/{desk['ref']}").status_code == 403
+    ended = client.delete(f"/api/auth/sessions/{desk['ref']}", headers={"X-CSRF-Token": csrf})
+    assert ended.status_code == 204
+    assert other_desk.get("/api/auth/me").status_code == 401
+    assert client.delete(f"/api/auth/sessions/{tokens['ref']}", headers=token).status_code == 204
+    assert client.get("/api/auth/me", headers=token).status_code == 401
+    assert client.get("/api/auth/sessions").json()["count"] == 1
+    # Nobody ends another user's session, nor learns whether it exists.
+    kato_client = TestClient(client.app, client=(f"kato-{tag}", 50000))
+    kato_csrf = login(kato_client, kato).json()["csrf_token"]
+    response = kato_client.delete(
+        f"/api/auth/sessions/{current['ref']}", headers={"X-CSRF-Token": kato_csrf}
+    )
+    assert response.status_code == 404
+    assert client.get("/api/auth/me").status_code == 200
+    bad = kato_client.delete("/api/auth/sessions/NOT-HEX", headers={"X-CSRF-Token": kato_csrf})
+    assert bad.status_code == 422
+    db = open_db(api_settings.database_path)
+    assert ("session_ended", sato) in {(r["action"], r["actor"]) for r in audit_log(db)}
+    db.close()
 
 
 def test_the_token_endpoint_issues_a_bearer_token(client, api_settings, tag):
@@ -417,16 +495,47 @@ def test_five_failures_for_a_name_lock_it_even_with_the_right_password(client, a
     assert login(desk, sato).status_code == 200
 
 
-def test_guessing_one_name_from_many_addresses_locks_it_everywhere(client, api_settings, tag):
+def test_guessing_one_name_from_many_addresses_holds_back_the_guessers_not_the_owner(
+    client, api_settings, tag
+):
+    """Regression: 50 failures from 10 addresses locked the account for everyone."""
     sato = f"sato-{tag}"
     account(api_settings, sato, "staff")
     assert MAX_FAILURES_PER_NAME == 50
+    guessers = [TestClient(client.app, client=(f"guesser{n}-{tag}", 50000)) for n in range(14)]
     for attempt in range(MAX_FAILURES_PER_NAME):  # 4 from each address: under 5 each
-        guesser = TestClient(client.app, client=(f"guesser{attempt // 4}-{tag}", 50000))
-        assert login(guesser, sato, "wrong password!").status_code == 401
-    desk = TestClient(client.app, client=(f"desk-{tag}", 50000))
-    response = login(desk, sato)
+        assert login(guessers[attempt // 4], sato, "wrong password!").status_code == 401
+    # Every address that has failed for the name now waits, even with the right password...
+    response = login(guessers[0], sato)
     assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    # ...a new address gets one guess, then waits too...
+    assert login(guessers[13], sato, "wrong password!").status_code == 401
+    assert login(guessers[13], sato, "wrong password!").status_code == 429
+    # ...and the owner at an address with no failures logs in.
+    desk = TestClient(client.app, client=(f"desk-{tag}", 50000))
+    assert login(desk, sato).status_code == 200
+
+
+def test_parallel_wrong_passwords_let_at_most_five_through(client, api_settings, tag):
+    """Regression: the limit was checked before the scrypt and the failure recorded after
+    it, so 30 parallel wrong passwords all got 401 and a right one inside the burst 200."""
+    sato = f"sato-{tag}"
+    account(api_settings, sato, "staff")
+    burst = threading.Barrier(31)
+
+    def attempt(password: str, delay_s: float):
+        burst.wait()
+        time.sleep(delay_s)
+        return login(client, sato, password).status_code
+
+    with ThreadPoolExecutor(31) as pool:
+        wrong = [pool.submit(attempt, "wrong password!", 0.0) for _ in range(30)]
+        right = pool.submit(attempt, PASSWORD, 0.3)  # while the wrong ones are checked
+        statuses = [f.result() for f in wrong]
+    assert statuses.count(401) <= MAX_FAILURES_PER_NAME_AND_CLIENT, statuses
+    assert statuses.count(401) + statuses.count(429) == 30, statuses
+    assert right.result() == 429
+    assert COOKIE not in client.cookies
 
 
 def test_a_right_password_before_the_limit_logs_in(client, api_settings, tag):
@@ -648,11 +757,15 @@ def chat(client: TestClient, message: str, session_id: str | None = None):
     return client.post("/api/chat", json=body)
 
 
+def messages(client: TestClient, session_id: str):
+    return client.get("/api/chat/messages", headers={"X-Conversation-Id": session_id})
+
+
 def test_issued_session_ids_continue_the_conversation(client):
     first = chat(client, "職員と話したい")
     assert first.status_code == 200, first.text
     session_id = first.json()["session_id"]
-    assert len(session_id) == 40 and first.json()["degraded"] is True
+    assert len(session_id) == SessionIds.LENGTH and first.json()["degraded"] is True
     assert first.json()["decision"] == "handoff"
     ticket = first.json()["handoff_id"]
     # The same conversation: a person has it now, so the assistant stays silent.
@@ -663,7 +776,7 @@ def test_issued_session_ids_continue_the_conversation(client):
         [],
     )
     assert second["handoff_id"] == ticket
-    feed = client.get(f"/api/chat/{session_id}/messages")
+    feed = messages(client, session_id)
     assert feed.status_code == 200 and feed.json()["paused"] is True
 
 
@@ -676,8 +789,8 @@ def test_made_up_session_ids_start_a_new_conversation(client):
         issued = reply.json()["session_id"]
         assert issued not in (made_up, session_id)
         assert reply.json()["decision"] == "answer"  # not the paused conversation
-        assert client.get(f"/api/chat/{made_up}/messages").status_code == 404
-        assert client.get(f"/api/chat/{issued}/messages").json()["paused"] is False
+        assert messages(client, made_up).status_code == 404
+        assert messages(client, issued).json()["paused"] is False
 
 
 def test_session_ids_are_signed_with_the_servers_secret(tmp_path):
@@ -689,8 +802,32 @@ def test_session_ids_are_signed_with_the_servers_secret(tmp_path):
     issued = ids.issue()
     assert ids.valid(issued) and len({ids.issue() for _ in range(50)}) == 50
     assert not SessionIds(b"another server's secret").valid(issued)
-    for bad in (None, "", issued[:-1], issued + "A", issued[:24] + "A" * 16, "é" * 40):
+    for bad in (None, "", issued[:-1], issued + "A", issued[:-16] + "A" * 16, "é" * 48):
         assert not ids.valid(bad), bad
+
+
+def test_conversation_ids_expire(app_with):
+    """Regression: a conversation id was valid for ever."""
+    client = app_with(MADOGUCHI_CONVERSATION_HOURS="1")
+    secret = client.app.state.settings.secret_path.read_bytes()
+    issued_at = time.time() - 3601
+    old = SessionIds(secret, clock=lambda: issued_at).issue()
+    fresh = SessionIds(secret).issue()
+    assert SessionIds(secret, 3600).valid(fresh) and not SessionIds(secret, 3600).valid(old)
+    assert messages(client, old).status_code == 404
+    assert messages(client, fresh).status_code == 200
+    reply = chat(client, "粗大ごみを出したい", old).json()
+    assert reply["session_id"] != old  # a new conversation
+    # Nor is an id dated far in the future accepted (it was not made by this clock).
+    ahead = time.time() + 3600
+    assert not SessionIds(secret).valid(SessionIds(secret, clock=lambda: ahead).issue())
+
+
+def test_the_conversation_id_travels_in_a_header_not_the_url(client):
+    session_id = chat(client, "職員と話したい").json()["session_id"]
+    assert messages(client, session_id).json()["paused"] is True
+    assert client.get(f"/api/chat/{session_id}/messages").status_code == 404
+    assert client.get("/api/chat/messages").status_code == 422  # no id given
 
 
 # -- residents: rate limits ---------------------------------------------------------------
@@ -708,7 +845,7 @@ def test_too_many_messages_from_one_client_get_429(app_with):
         assert 0 < int(refused.headers["Retry-After"]) <= 61
         assert refused.json() == {"detail": TOO_MANY} and is_japanese(TOO_MANY)
     # Reading a conversation's messages is not sending one.
-    assert client.get(f"/api/chat/{sessions[0]}/messages").status_code == 200
+    assert messages(client, sessions[0]).status_code == 200
 
 
 @pytest.fixture(scope="module")

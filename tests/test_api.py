@@ -6,12 +6,15 @@ what the health check is tested against (the chat's degraded mode: test_degraded
 
 from __future__ import annotations
 
+import json
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from assistant.config import ConfigError
 from tests.conftest import STARTER_COUNT, bearer, make_settings
 
 
@@ -128,3 +131,130 @@ def test_pages_are_served_in_japanese(client):
     assert "マイナンバー" in chat.text  # the notice not to send personal numbers
     assert client.get("/staff").status_code == 200
     assert client.get("/static/chat.js").status_code == 200
+
+
+# -- security headers, docs, health and metrics ---------------------------------------------
+
+PAGES = ["/", "/login", "/staff", "/editor", "/widget-demo"]
+
+
+def test_every_page_and_api_response_has_the_security_headers(client):
+    """Regression: the /static/*.html copies of the consoles had no CSP, frame-ancestors
+    or nosniff, API responses had no nosniff, and /api/auth/me (the CSRF token), tickets
+    and entries could be cached."""
+    editor = bearer(client.app.state.settings, "ito", "editor")
+    responses = {
+        path: client.get(path) for path in [*PAGES, "/widget.js", "/static/chat.js", "/favicon.ico"]
+    }
+    responses |= {
+        "me": client.get("/api/auth/me"),
+        "tickets": client.get("/api/tickets"),
+        "ticket (404)": client.get("/api/tickets/999"),
+        "entries": client.get("/api/entries", headers=editor),
+        "entry": client.get("/api/entries/sodai-gomi", headers=editor),
+        "answers": client.get("/api/answers", params={"q": "粗大ごみ"}),
+        "anonymous (401)": client.get("/api/tickets", headers={"Authorization": "Bearer x"}),
+        "bad input (422)": client.get("/api/answers"),
+        "chat": client.post("/api/chat", json={"message": "粗大ごみを出したい"}),
+        "openapi": client.get("/openapi.json"),
+        "unknown (404)": client.get("/no-such-page"),
+    }
+    for name, response in responses.items():
+        assert response.status_code < 500, name
+        headers = response.headers
+        assert headers["x-content-type-options"] == "nosniff", name
+        assert "frame-ancestors" in headers["content-security-policy"], name
+        assert headers["referrer-policy"] == "same-origin", name
+    for name in ("me", "tickets", "ticket (404)", "entries", "entry", "answers", "chat"):
+        assert responses[name].headers["cache-control"] == "no-store", name
+    for path in ("/login", "/staff", "/editor", "/widget-demo"):
+        assert "frame-ancestors 'none'" in responses[path].headers["content-security-policy"]
+        assert responses[path].headers["x-frame-options"] == "DENY"
+    api_csp = responses["me"].headers["content-security-policy"]
+    assert api_csp.startswith("default-src 'none'")
+
+
+def test_the_consoles_are_served_only_at_their_routes(client):
+    for name in ("staff", "editor", "login", "chat", "widget-demo", "docs"):
+        assert client.get(f"/static/{name}.html").status_code == 404, name
+        assert client.get(f"/static/{name}.HTML").status_code == 404, name
+    assert client.get("/static/staff.js").status_code == 200
+
+
+def test_the_chat_page_may_be_framed_only_by_the_citys_sites(client, starter_settings, tmp_path):
+    """Regression: the chat page allowed frame-ancestors *."""
+    csp = client.get("/").headers["content-security-policy"]
+    assert csp.endswith("frame-ancestors 'self'") and "*" not in csp
+    profile = tmp_path / "city.yaml"
+    text = starter_settings.city_path.read_text(encoding="utf-8")
+    profile.write_text(
+        text.replace(
+            "embed_origins: []",
+            'embed_origins: ["https://www.city.example.lg.jp", "https://kosodate.example.jp/"]',
+        ),
+        encoding="utf-8",
+    )
+    settings = make_settings(starter_settings.home, MADOGUCHI_CITY=str(profile))
+    with TestClient(create_app(settings)) as other:
+        csp = other.get("/").headers["content-security-policy"]
+    assert csp.endswith(
+        "frame-ancestors 'self' https://www.city.example.lg.jp https://kosodate.example.jp"
+    )
+    profile.write_text(text.replace("embed_origins: []", 'embed_origins: ["*"]'), "utf-8")
+    with pytest.raises(Exception, match="embed_origins"):
+        with TestClient(create_app(settings)):
+            pass
+
+
+def test_no_page_loads_a_script_from_elsewhere(client, starter_settings, tmp_path):
+    """Regression: /docs and /redoc loaded Swagger UI and ReDoc from a CDN."""
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path).status_code == 404, path
+    assets = tmp_path / "swagger-ui-dist"
+    assets.mkdir()
+    (assets / "swagger-ui-bundle.js").write_text("window.SwaggerUIBundle = () => {};")
+    (assets / "swagger-ui.css").write_text("body {}")
+    settings = make_settings(starter_settings.home, MADOGUCHI_DOCS_ASSETS=str(assets))
+    with TestClient(create_app(settings)) as local:
+        docs = local.get("/docs")
+        assert docs.status_code == 200
+        assert "/docs-assets/swagger-ui-bundle.js" in docs.text
+        assert "script-src" not in docs.headers["content-security-policy"]  # 'self' only
+        assert local.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    pages = {path: client.get(path).text for path in PAGES} | {"/docs": docs.text}
+    for path, page in pages.items():
+        for src in re.findall(r'<(?:script|link|img|iframe)[^>]*(?:src|href)="([^"]+)"', page):
+            assert src.startswith("/") and not src.startswith("//"), (path, src)
+    with pytest.raises(ConfigError, match="MADOGUCHI_DOCS_ASSETS"):
+        make_settings(starter_settings.home, MADOGUCHI_DOCS_ASSETS=str(tmp_path))
+
+
+def test_health_tells_details_only_to_staff_and_this_machine(client):
+    """Regression: /api/health showed anyone the encoder's path and internal URLs."""
+    anonymous = TestClient(client.app, client=("192.0.2.77", 50000))
+    body = anonymous.get("/api/health").json()
+    assert body["status"] == "degraded" and body["reasons"] == []
+    assert body["components"]["rasa"] == {"status": "unreachable"}
+    assert body["components"]["encoder"] == {"status": "ok"}
+    assert "/" not in json.dumps(body) and "127.0.0.1" not in json.dumps(body)
+    full = client.get("/api/health").json()  # staff (the fixture's bearer token)
+    assert full["components"]["encoder"]["path"] and full["reasons"]
+    local = TestClient(client.app, client=("127.0.0.1", 50000))
+    assert local.get("/api/health").json()["reasons"]
+
+
+def test_metrics_only_to_this_machine_or_the_monitoring_token(client, starter_settings):
+    """Regression: /metrics (failed-login counts among them) was anonymous."""
+    assert TestClient(client.app, client=("192.0.2.77", 50000)).get("/metrics").status_code == 403
+    local = TestClient(client.app, client=("127.0.0.1", 50000))
+    assert "madoguchi_http_requests_total" in local.get("/metrics").text
+    token = "monitoring-token-0123456789abcdef"
+    settings = make_settings(starter_settings.home, MADOGUCHI_METRICS_TOKEN=token)
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as monitored:
+        assert monitored.get("/metrics").status_code == 401
+        bad = monitored.get("/metrics", headers={"Authorization": "Bearer wrong"})
+        assert bad.status_code == 401
+        good = monitored.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert good.status_code == 200 and "madoguchi_" in good.text
+    with pytest.raises(ConfigError, match="MADOGUCHI_METRICS_TOKEN"):
+        make_settings(starter_settings.home, MADOGUCHI_METRICS_TOKEN="short")

@@ -410,7 +410,7 @@ def test_script_in_an_entry_answer_is_refused_and_never_runs(stack, base, browse
 
 def test_the_widget_opens_the_chat_on_a_city_page(stack, base, browser, console):
     with person(browser, console, "city-page") as page:
-        page.goto(base + "/static/widget-demo.html")
+        page.goto(base + "/widget-demo")
         launcher = page.locator("button.madoguchi-launcher")
         launcher.focus()
         page.keyboard.press("Enter")

@@ -296,3 +296,29 @@ def test_validate_lists_warnings_and_rejected_records(settings, tmp_path, run_cl
     assert code == 1
     assert err.count("warning: ") == 3
     assert "faq.csv:19: has 6 cells; the header has 5" in err
+
+
+def test_cli_commands_leave_every_file_under_the_home_private(settings, tmp_path):
+    """Regression: the database, its -wal/-shm and the index were 0644 in 0755 folders."""
+    old = os.umask(0o022)
+    try:
+        settings.home.mkdir(parents=True)
+        settings.home.chmod(0o755)
+        loose = settings.home / "left-by-an-older-version.txt"
+        loose.write_text("x")
+        loose.chmod(0o644)
+    finally:
+        os.umask(old)
+    result = madoguchi(settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish")
+    assert result.returncode == 0, result.stderr
+    assert "private to this user" in result.stderr  # the tightening is logged
+    backup = madoguchi(settings, "backup", str(tmp_path / "backups"))
+    assert backup.returncode == 0, backup.stderr
+    for root in (settings.home, tmp_path / "backups"):
+        modes = {
+            str(path.relative_to(root)): path.stat().st_mode & 0o777
+            for path in [root, *root.rglob("*")]
+        }
+        assert all(not mode & 0o077 for mode in modes.values()), modes
+    assert settings.home.stat().st_mode & 0o777 == 0o700
+    assert (settings.home / "madoguchi.db").stat().st_mode & 0o777 == 0o600

@@ -38,9 +38,14 @@ def settings_for(home, rasa_port: int, action_port: int | None = None, **env: st
     )
 
 
+def local(app) -> TestClient:
+    """A client on this machine: it sees /metrics and health's reasons (api.routes.health)."""
+    return TestClient(app, client=("127.0.0.1", 50000))
+
+
 @pytest.fixture
 def client(starter_settings):
-    with TestClient(create_app(settings_for(starter_settings.home, free_port()))) as client:
+    with local(create_app(settings_for(starter_settings.home, free_port()))) as client:
         client.headers.update(bearer(starter_settings, "sato", "staff"))  # staff lookups
         yield client
 
@@ -208,7 +213,7 @@ def test_a_rasa_that_does_not_answer_in_time_is_bypassed(starter_settings):
         settings = settings_for(
             starter_settings.home, port, free_port(), MADOGUCHI_RASA_TIMEOUT="0.5"
         )
-        with TestClient(create_app(settings)) as client:
+        with local(create_app(settings)) as client:
             started = time.monotonic()
             reply = chat(client, QUESTION)
             assert reply["degraded"] is True and reply["decision"] == "answer"
@@ -244,7 +249,7 @@ def test_a_failed_action_gets_an_apology_and_a_ticket(starter_settings):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        with TestClient(create_app(settings_for(starter_settings.home, port))) as client:
+        with local(create_app(settings_for(starter_settings.home, port))) as client:
             reply = chat(client, QUESTION)
     finally:
         server.shutdown()
@@ -258,13 +263,13 @@ def test_a_failed_action_gets_an_apology_and_a_ticket(starter_settings):
 def test_a_corrupt_index_is_rebuilt_at_start_while_health_says_so(starter_settings):
     questions = [QUESTION, "保険料の払い方", "住民票の写しを取りたい", "児童手当の申請"]
     settings = settings_for(starter_settings.home, free_port(), MADOGUCHI_STARTUP_WAIT="0")
-    with TestClient(create_app(settings)) as client:
+    with local(create_app(settings)) as client:
         client.headers.update(bearer(starter_settings, "sato", "staff"))
         assert client.app.state.engines.wait(60)
         before = [client.get("/api/answers", params={"q": q}).json() for q in questions]
     (settings.index_dir / "index.bin").write_bytes(b"\x00garbage" * 100)
 
-    with TestClient(create_app(settings)) as client:
+    with local(create_app(settings)) as client:
         client.headers.update(bearer(starter_settings, "sato", "staff"))
         seen = set()
         while not client.app.state.engines.wait(0.01):

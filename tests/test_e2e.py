@@ -41,6 +41,12 @@ def say(client: httpx.Client, message: str, session_id: str | None = None) -> di
     return response.json()
 
 
+def messages(client: httpx.Client, session_id: str, after: int = 0) -> httpx.Response:
+    return client.get(
+        "/api/chat/messages", params={"after": after}, headers={"X-Conversation-Id": session_id}
+    )
+
+
 def test_health_is_ok_with_every_component_up(stack):
     _, client = stack
     body = client.get("/api/health").json()
@@ -204,7 +210,7 @@ def test_handoff_staff_reply_and_resolve_then_the_assistant_answers_again(stack)
     assert residents == ["国民健康保険料はコンビニで払えますか", "人と話したい"]
     assert ticket["reason"] == "requested_human"
     assert say(client, "よろしくお願いします", session)["replies"] == []
-    feed = client.get(f"/api/chat/{session}/messages").json()
+    feed = messages(client, session).json()
     assert feed["paused"] is True and feed["messages"] == []
 
     # A person claims it and replies; the resident's chat receives the reply.
@@ -213,7 +219,7 @@ def test_handoff_staff_reply_and_resolve_then_the_assistant_answers_again(stack)
     client.post(
         f"/api/tickets/{ticket_id}/reply", json={"text": staff_text}, headers=as_staff("sato")
     ).raise_for_status()
-    feed = client.get(f"/api/chat/{session}/messages").json()
+    feed = messages(client, session).json()
     assert [(m["role"], m["text"]) for m in feed["messages"]] == [("staff", staff_text)]
     assert say(client, "わかりました", session)["replies"] == []
 
@@ -223,7 +229,7 @@ def test_handoff_staff_reply_and_resolve_then_the_assistant_answers_again(stack)
         json={"note": "納付方法を案内"},
         headers=as_staff("sato"),
     ).raise_for_status()
-    feed = client.get(f"/api/chat/{session}/messages", params={"after": feed["messages"][0]["id"]})
+    feed = messages(client, session, after=feed["messages"][0]["id"])
     assert feed.json()["paused"] is False
     again = say(client, "粗大ごみを出したい", session)
     assert again["decision"] == "answer"
@@ -275,3 +281,65 @@ def test_personal_numbers_are_stored_nowhere(stack):
         for kind, value in PERSONAL.items():
             for form in {value, value.replace(" ", "").replace("-", "")}:
                 assert form.encode() not in content, f"{kind} stored unmasked in {path}"
+
+
+def test_no_conversation_id_is_in_any_log(stack):
+    """Regression: actions.log (world-readable) held every conversation's id, and with one
+    a resident's staff messages could be read and their ticket written to."""
+    settings, client = stack
+    session = say(client, "粗大ごみを出したい")["session_id"]
+    say(client, "人と話したい", session)
+    say(client, "よろしくお願いします", session)
+    messages(client, session).raise_for_status()
+    time.sleep(1.0)  # the services' log lines are written
+    logs = sorted((settings.home / "logs").glob("*.log"))
+    assert {p.name for p in logs} >= {"actions.log", "rasa.log", "api.log"}
+    text = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in logs}
+    for name, content in text.items():
+        assert session not in content, f"the conversation id is in {name}"
+    # The actions name the conversation by a keyed hash, the same in every line.
+    from assistant.keys import conversation_ref, load_secret
+
+    ref = conversation_ref(load_secret(settings.secret_path), session)
+    assert text["actions.log"].count(ref) >= 2
+
+
+def test_the_rasa_channel_answers_only_the_api(stack):
+    """Rasa's REST channel needs the internal token and JSON, like the action server."""
+    settings, _ = stack
+    from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
+
+    url = f"{settings.rasa_url}/webhooks/rest/webhook"
+    forged = {"sender": "forged-sender-0002", "message": "人と話したい"}
+    assert httpx.post(url, json=forged, timeout=30).status_code == 401
+    token = internal_token(load_secret(settings.secret_path))
+    plain = httpx.post(
+        url,
+        content=json.dumps(forged),
+        headers={"Content-Type": "text/plain", INTERNAL_TOKEN_HEADER: token},
+        timeout=30,
+    )
+    assert plain.status_code == 415
+    assert not [
+        t for t in list_tickets(open_db(settings.database_path)) if "forged" in t.session_id
+    ]
+
+
+def test_the_api_server_names_no_version(stack):
+    _, client = stack
+    response = client.get("/api/health")
+    assert "server" not in response.headers
+
+
+def test_every_file_under_the_home_is_private_after_a_start(stack):
+    """Regression: madoguchi.db and its -wal/-shm, trackers.db, the logs and the generated
+    Rasa files were 0644 in 0755 folders."""
+    settings, client = stack
+    say(client, "粗大ごみを出したい")  # the services have written
+    assert settings.home.stat().st_mode & 0o777 == 0o700
+    loose = [
+        f"{path.relative_to(settings.home)} {path.stat().st_mode & 0o777:o}"
+        for path in [settings.home, *settings.home.rglob("*")]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+    assert not loose, loose

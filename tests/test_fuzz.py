@@ -63,6 +63,7 @@ FUZZ_ACCOUNTS = frozenset({ADMIN, STAFF, LOGIN_NAME, TOKEN_NAME, SPARE, DISABLED
 LOGIN_CLIENTS = {"/api/auth/login": "fuzz-login-client", "/api/auth/token": "fuzz-token-client"}
 # Stand-ins for the strategies' shape check; the fuzz uses conversation ids the app issued.
 PLACEHOLDER_SESSIONS = ("fuzz-session-0001", "fuzz-session-0002")
+CONVERSATION = "X-Conversation-Id"
 MiB = 1024 * 1024
 MAX_URL = 60_000  # the test client refuses longer URLs (and servers far shorter ones)
 ABSENT = object()
@@ -411,6 +412,7 @@ class Check:
     body: Any = ABSENT  # a JSON value, or bytes sent as they are; ABSENT: the first body
     path: dict[str, str] = field(default_factory=dict)  # raw values; others realistic
     query: dict[str, str] = field(default_factory=dict)  # raw values
+    headers: dict[str, str] = field(default_factory=dict)  # raw values (Latin-1)
     cookie: bool = False
     verify: Callable[[Any], str | None] | None = None  # the JSON reply: a problem or None
 
@@ -419,6 +421,9 @@ class Check:
 class Strategy:
     path: dict[str, list[str]] = field(default_factory=dict)  # realistic path values
     query: dict[str, list[str]] = field(default_factory=dict)  # realistic query values
+    # Header values, realistic and hostile; the first is sent by the sweep, any by the
+    # random probes.
+    headers: dict[str, list[str]] = field(default_factory=dict)
     bodies: list[dict] | None = None  # well-formed JSON bodies (None: no body)
     chat: bool = False  # well-formed bodies must answer CHAT_OK_STATUSES
     checks: list[Check] = field(default_factory=list)  # hostile input with a known answer
@@ -455,11 +460,11 @@ def made_up_ids(sessions: tuple[str, ...]) -> list[str]:
     return [
         "no-such-session",
         "fuzz-session-0001",
-        "A" * 40,
-        real[:24] + "A" * 16,  # a random part with someone else's signature
-        sessions[1][:24] + real[24:],
+        "A" * 48,
+        real[:-16] + "A" * 16,  # a random part with someone else's signature
+        sessions[1][:-16] + real[-16:],
         real[:-1] + ("B" if real[-1] == "A" else "A"),
-        real[:39],
+        real[:47],
     ]
 
 
@@ -713,6 +718,15 @@ def strategies(
                 Check(200, verify=_reply_field("name", lambda n: n == ADMIN)),
             ]
         ),
+        ("GET", "/api/auth/sessions"): Strategy(checks=[Check(200), Check(200, cookie=True)]),
+        ("DELETE", "/api/auth/sessions/{session_ref}"): Strategy(
+            path={"session_ref": ["0123456789abcdef", "ffffffffffffffff"]},
+            checks=[Check(404), Check(404, cookie=True)]
+            + [
+                Check(422, path={"session_ref": ref})
+                for ref in ("0123456789ABCDEF", "0" * 17, "0" * 15, "..%00aaaaaaaaaaa")
+            ],
+        ),
         ("POST", "/api/auth/logout"): Strategy(
             revokes=True, checks=[Check(204), Check(204, cookie=True), Check(204, b"x" * 1000)]
         ),
@@ -724,12 +738,13 @@ def strategies(
         ("POST", "/api/chat"): Strategy(
             bodies=_chat_bodies(rng, sessions), chat=True, checks=_chat_checks(sessions)
         ),
-        ("GET", "/api/chat/{session_id}/messages"): Strategy(
-            path={"session_id": chat_ids},
+        ("GET", "/api/chat/messages"): Strategy(
             query={"after": ["0", "1", "3"]},
-            checks=[Check(200, path={"session_id": s}) for s in sessions]
-            + [Check(404, path={"session_id": s}) for s in made_up_ids(sessions)[:6]]
-            + [Check(422, path={"session_id": s}) for s in ("short", "x" * 65, "a.b" * 10)],
+            headers={CONVERSATION: chat_ids + ["", "short", "x" * 65, "a b c d e f", "é" * 10]},
+            checks=[Check(200, headers={CONVERSATION: s}) for s in sessions]
+            + [Check(404, headers={CONVERSATION: s}) for s in made_up_ids(sessions)[:6]]
+            + [Check(422, headers={CONVERSATION: s}) for s in ("short", "x" * 65, "a.b" * 10)]
+            + [Check(422)],  # no id at all
         ),
         ("GET", "/api/answers"): Strategy(
             query={"q": ["住民票", "粗大ごみを出したい"], "k": ["1", "5", "20"], "as_of": DATES}
@@ -832,9 +847,7 @@ def strategies(
         ("GET", "/editor"): Strategy(),
         ("GET", "/favicon.ico"): Strategy(),
         ("GET", "/openapi.json"): Strategy(),
-        ("GET", "/docs"): Strategy(),
-        ("GET", "/docs/oauth2-redirect"): Strategy(),
-        ("GET", "/redoc"): Strategy(),
+        ("GET", "/widget-demo"): Strategy(),
         ("MOUNT", "/static"): Strategy(
             path={"path": ["chat.js", "chat.html", "madoguchi.css", "login.js", "nope.js"]}
         ),
@@ -987,6 +1000,14 @@ def _segment(rng: random.Random, realistic: list[str]) -> str:
     )
 
 
+def _headers(values: dict[str, str]) -> Headers:
+    return [(name.lower().encode(), value.encode("latin-1")) for name, value in values.items()]
+
+
+def _first_headers(strategy: Strategy) -> Headers:
+    return _headers({name: values[0] for name, values in strategy.headers.items()})
+
+
 def _query(rng: random.Random, strategy: Strategy) -> str:
     pairs = []
     for name, values in strategy.query.items():
@@ -1092,7 +1113,7 @@ class Prober:
                     url = _fill(shape, {**realistic, name: value})
                 else:
                     url = f"{_fill(shape, realistic)}?{name}={value}"
-                headers = self.admin(strategy) + JSON_TYPE
+                headers = self.admin(strategy) + JSON_TYPE + _first_headers(strategy)
                 yield Probe(method, url, headers, good, None, f"sweep {where} {name}")
         if base is None:
             return
@@ -1123,7 +1144,7 @@ class Prober:
                 expect = frozenset({expect})
             elif expect is not None:
                 expect = frozenset(expect)
-            headers = self.admin(strategy, check.cookie) + JSON_TYPE
+            headers = self.admin(strategy, check.cookie) + JSON_TYPE + _headers(check.headers)
             label = f"check{' with the cookie' if check.cookie else ''}"
             yield Probe(shape.method, url, headers, raw, expect, label, check.verify)
 
@@ -1178,6 +1199,9 @@ class Prober:
         if query:
             url += "?" + query
         url = url[:MAX_URL]
+        headers = headers + _headers(
+            {name: rng.choice(values) for name, values in strategy.headers.items()}
+        )
         kind, body, content_type = "any", None, None
         if strategy.bodies is not None:
             kind, body, content_type = _mutated_body(rng, rng.choice(strategy.bodies))
@@ -1768,7 +1792,7 @@ def test_a_number_too_long_to_read_is_a_400(api):
         ("POST", f"/api/tickets/{-(2**63) - 1}/resolve", b"{}", ["path", "ticket_id"]),
         (
             "GET",
-            f"/api/chat/{PLACEHOLDER_SESSIONS[0]}/messages?after={10**30}",
+            f"/api/chat/messages?after={10**30}",
             None,
             ["query", "after"],
         ),

@@ -47,7 +47,9 @@ def ticket_id(settings) -> int:
 
 
 def feed(client: TestClient, after: int = 0) -> dict:
-    response = client.get(f"/api/chat/{SESSION}/messages", params={"after": after})
+    response = client.get(
+        "/api/chat/messages", params={"after": after}, headers={"X-Conversation-Id": SESSION}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -76,6 +78,23 @@ def test_the_whole_context_is_in_the_ticket(client, ticket_id):
     assert body["transcript"][1]["text"] == "マイナンバーは［個人番号］です"
     assert body["candidates"][0]["score"] == 0.31
     assert body["waiting_s"] >= 0 and body["claimed_by"] == ""
+
+
+def test_staff_never_see_the_conversation_id(client, ticket_id):
+    """Regression: ticket JSON carried the resident's conversation id, with which staff
+    (or whoever saw the screen) could read the staff messages and write to the ticket."""
+    headers = staff(client, "sato")
+    responses = [
+        client.get(f"/api/tickets/{ticket_id}", headers=headers),
+        client.get("/api/tickets", params={"view": "all"}, headers=headers),
+        client.post(f"/api/tickets/{ticket_id}/claim", headers=headers),
+        client.post(f"/api/tickets/{ticket_id}/reply", json={"text": "確認"}, headers=headers),
+        client.post(f"/api/tickets/{ticket_id}/resolve", json={"note": "済"}, headers=headers),
+    ]
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert SESSION not in response.text and "session_id" not in response.text
+        assert response.headers["cache-control"] == "no-store"
 
 
 def test_inbox_views_new_mine_resolved(client, ticket_id):
@@ -133,7 +152,8 @@ def test_ticket_errors_are_clear(client, ticket_id):
 
 @pytest.mark.parametrize("session_id", ["short", "bad/../id", "x" * 65])
 def test_message_feed_rejects_malformed_session_ids(client, session_id):
-    assert client.get(f"/api/chat/{session_id}/messages").status_code in (404, 422)
+    response = client.get("/api/chat/messages", headers={"X-Conversation-Id": session_id})
+    assert response.status_code in (404, 422)
 
 
 @pytest.mark.parametrize(

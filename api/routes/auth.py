@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from typing import Annotated
 
-from api.auth import COOKIE, CurrentSession, client_address
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+
+from api.auth import CurrentSession, client_address, cookie_name, secure_request
 from api.deps import AppSettings, KnowledgeDb
-from api.schemas import LoginRequest, MePublic, TokenPublic, TokenRequest
-from knowledge.accounts import LoginFailed, LoginThrottled, Session, log_in, log_out
+from api.schemas import (
+    LoginRequest,
+    MePublic,
+    SessionPublic,
+    SessionsPublic,
+    TokenPublic,
+    TokenRequest,
+)
+from knowledge.accounts import (
+    LoginFailed,
+    LoginThrottled,
+    Session,
+    SessionNotFound,
+    end_session,
+    log_in,
+    log_out,
+    sessions_of,
+)
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 WRONG = "ユーザー名またはパスワードが違います。"
@@ -41,14 +59,15 @@ def _log_in(db, request: Request, name: str, password: str, **kwargs) -> Session
 def login(
     body: LoginRequest, request: Request, response: Response, db: KnowledgeDb, settings: AppSettings
 ) -> MePublic:
-    """Check the password; set the session cookie (HttpOnly, SameSite=Strict)."""
+    """Check the password; set the session cookie (HttpOnly, SameSite=Strict; over
+    HTTPS Secure and named with the ``__Host-`` prefix)."""
     session = _log_in(db, request, body.name, body.password)
     response.set_cookie(
-        COOKIE,
+        cookie_name(request, settings),
         session.token,
         httponly=True,
         samesite="strict",
-        secure=settings.secure_cookies or request.url.scheme == "https",
+        secure=secure_request(request, settings),
         path="/",
     )
     return _me(session)
@@ -61,11 +80,37 @@ def me(session: CurrentSession) -> MePublic:
 
 
 @router.post("/logout", status_code=204)
-def logout(session: CurrentSession, db: KnowledgeDb) -> Response:
+def logout(
+    session: CurrentSession, db: KnowledgeDb, request: Request, settings: AppSettings
+) -> Response:
     log_out(db, session.token)
     response = Response(status_code=204)
-    response.delete_cookie(COOKIE, path="/")
+    secure = secure_request(request, settings)
+    response.delete_cookie(cookie_name(request, settings), path="/", secure=secure)
     return response
+
+
+@router.get("/sessions", response_model=SessionsPublic)
+def list_sessions(session: CurrentSession, db: KnowledgeDb) -> SessionsPublic:
+    """Your own live sessions (cookie) and bearer tokens, newest first."""
+    data = [
+        SessionPublic(**vars(info), current=info.ref == session.ref)
+        for info in sessions_of(db, session.user.name)
+    ]
+    return SessionsPublic(data=data, count=len(data))
+
+
+SessionRef = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
+
+
+@router.delete("/sessions/{session_ref}", status_code=204)
+def delete_session(session_ref: SessionRef, session: CurrentSession, db: KnowledgeDb) -> Response:
+    """End one of your own sessions or tokens (at once, on every device)."""
+    try:
+        end_session(db, session.user.name, session_ref)
+    except SessionNotFound as error:
+        raise HTTPException(404, detail=str(error)) from None
+    return Response(status_code=204)
 
 
 @router.post("/token", response_model=TokenPublic)

@@ -8,7 +8,8 @@ the conversation goes to a person. A resident is never left without a reply.
 
 While the session has an open handoff ticket the assistant is silent: the message is
 added to the ticket for the staff member and not sent to Rasa. What staff send arrives
-through ``GET /api/chat/{session_id}/messages``, which the chat page polls.
+through ``GET /api/chat/messages`` (the conversation id in ``X-Conversation-Id``, not
+in the URL), which the chat page polls.
 
 Personal numbers (My Number, phone, card, e-mail) are masked here, before the message
 reaches Rasa, its tracker store, the actions, the tickets or any log; the page the chat
@@ -25,7 +26,7 @@ import logging
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import client_address
@@ -43,6 +44,7 @@ from api.schemas import (
 )
 from assistant import dialogue, logs
 from assistant.engine import Engine
+from assistant.keys import INTERNAL_TOKEN_HEADER
 from knowledge.privacy import clean_page, mask_personal_data
 from knowledge.tickets import append_turn, find_open_ticket, messages_for, open_ticket
 
@@ -118,6 +120,7 @@ async def _ask_rasa(
                     "handoff_allowed": handoff_allowed,
                 },
             },
+            headers={INTERNAL_TOKEN_HEADER: http.app.state.internal_token},
             timeout=settings.rasa_timeout_s,
         )
         response.raise_for_status()
@@ -254,22 +257,30 @@ async def chat(
     )
 
 
-SessionId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+ConversationId = Annotated[
+    str,
+    Header(
+        alias="X-Conversation-Id",
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        description="The conversation's id, as the chat's replies gave it.",
+    ),
+]
 
 
-@router.get("/chat/{session_id}/messages", response_model=ChatMessagesPublic)
+@router.get("/chat/messages", response_model=ChatMessagesPublic)
 async def chat_messages(
-    session_id: SessionId,
+    session_id: ConversationId,
     http: Request,
     db: KnowledgeDb,
     after: Annotated[
         int, Query(ge=0, le=SQLITE_INT_MAX, description="the last message id already shown")
     ] = 0,
 ) -> ChatMessagesPublic:
-    """What staff sent to this conversation since ``after``, and whether a person has it."""
+    """What staff sent to this conversation since ``after``, and whether a person has it.
+    The id is a header so that it is in no URL a proxy or browser history keeps."""
     state = http.app.state
     if not state.session_ids.valid(session_id):
-        raise HTTPException(404, detail="no conversation with this id")
+        raise HTTPException(404, detail="no conversation with this id (or it has expired)")
     state.polls_per_session.check(session_id)
 
     def read() -> ChatMessagesPublic:

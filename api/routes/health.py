@@ -1,14 +1,25 @@
-"""Health and metrics: one status an operator or a load balancer can read, and why."""
+"""Health and metrics: one status an operator or a load balancer can read, and why.
+
+Anyone (a load balancer) gets the status and each component's status; the reasons and
+details (paths, internal addresses, errors, versions of the index) only staff, or a
+caller on this machine. ``/metrics`` needs ``MADOGUCHI_METRICS_TOKEN`` as a bearer
+token, or without one comes only from this machine: its counts (failed logins among
+them) tell an attacker how their attempts are going.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
+import ipaddress
+from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import MaybeStaff, client_address
 from api.deps import AppSettings, KnowledgeDb, RasaClient
 from api.schemas import HealthPublic
 from knowledge.store import knowledge_revision
@@ -18,10 +29,29 @@ router = APIRouter(tags=["health"])
 
 @router.get("/api/health", response_model=HealthPublic)
 async def health(
-    request: Request, settings: AppSettings, db: KnowledgeDb, rasa: RasaClient
+    request: Request, settings: AppSettings, db: KnowledgeDb, rasa: RasaClient, staff: MaybeStaff
 ) -> HealthPublic:
     """``ok`` when every part works; ``degraded`` with ``reasons`` otherwise. The chat
-    still answers when degraded (from the engine, if Rasa is down)."""
+    still answers when degraded (from the engine, if Rasa is down). Reasons and details
+    only to staff and to callers on this machine."""
+    report = await _report(request, settings, db, rasa)
+    if staff is not None or _local(request):
+        return report
+    return HealthPublic(
+        status=report.status,
+        reasons=[],
+        components={name: {"status": c["status"]} for name, c in report.components.items()},
+    )
+
+
+def _local(request: Request) -> bool:
+    try:
+        return ipaddress.ip_address(client_address(request)).is_loopback
+    except ValueError:  # "unknown", or a test client's made-up name
+        return False
+
+
+async def _report(request: Request, settings, db, rasa) -> HealthPublic:
     components: dict[str, dict] = {}
     reasons: list[str] = []
     try:
@@ -94,9 +124,25 @@ async def _probe(client: httpx.AsyncClient, url: str, shown: str) -> dict:
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
-    """Prometheus text format. Holds no personal data; restrict it to the monitoring
-    network at the reverse proxy all the same."""
+def metrics(
+    request: Request,
+    settings: AppSettings,
+    authorization: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Prometheus text format, to the monitoring token or (without one) to this machine."""
+    if settings.metrics_token:
+        scheme, _, given = (authorization or "").partition(" ")
+        expected = settings.metrics_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), expected
+        ):
+            raise HTTPException(
+                401,
+                detail="metrics need the monitoring token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    elif not _local(request):
+        raise HTTPException(403, detail="metrics are served only to this machine")
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -6,28 +6,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 router = APIRouter(tags=["pages"])
 STATIC = Path(__file__).resolve().parent.parent / "static"
 HTML = "text/html; charset=utf-8"
-# Pages embed nothing from elsewhere and are framed only by ourselves (the widget's
-# iframe shows the chat page on the city's site, so the chat page may be framed).
-PAGE_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
-CHAT_HEADERS = {
-    **PAGE_HEADERS,
-    "Content-Security-Policy": PAGE_HEADERS["Content-Security-Policy"].replace(
-        "frame-ancestors 'none'", "frame-ancestors *"
-    ),
-}
+# Pages embed nothing from elsewhere and are framed by nobody, but for the chat page:
+# the widget's iframe shows it on the city's own pages (the profile's embed_origins).
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Frame-Options": "DENY"}
+
+
+def chat_headers(embed_origins: tuple[str, ...]) -> dict[str, str]:
+    """The chat page may be framed by this server (the widget demo) and the city's sites."""
+    ancestors = " ".join(("'self'", *embed_origins))
+    return {
+        "Content-Security-Policy": PAGE_CSP.replace(
+            "frame-ancestors 'none'", f"frame-ancestors {ancestors}"
+        )
+    }
+
+
+class Assets(StaticFiles):
+    """``/static``: the pages' scripts, styles and images, but no HTML: each page is
+    served at its own route, with its own headers, and nowhere else."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.lower().endswith((".html", ".htm")):
+            raise HTTPException(404)
+        return await super().get_response(path, scope)
 
 
 def _page(name: str, headers: dict[str, str] = PAGE_HEADERS) -> FileResponse:
@@ -35,8 +49,14 @@ def _page(name: str, headers: dict[str, str] = PAGE_HEADERS) -> FileResponse:
 
 
 @router.get("/", include_in_schema=False)
-def resident_chat() -> FileResponse:
-    return _page("chat.html", CHAT_HEADERS)
+def resident_chat(request: Request) -> FileResponse:
+    return _page("chat.html", request.app.state.chat_headers)
+
+
+@router.get("/widget-demo", include_in_schema=False)
+def widget_demo() -> FileResponse:
+    """A made-up city page with the widget, to try it (and for the browser tests)."""
+    return _page("widget-demo.html")
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -45,7 +65,7 @@ def widget() -> FileResponse:
     return FileResponse(
         STATIC / "widget.js",
         media_type="text/javascript; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        headers={"Cache-Control": "public, max-age=300"},
     )
 
 
@@ -71,3 +91,21 @@ def favicon() -> FileResponse:
         media_type="image/svg+xml",
         headers={"Cache-Control": "public, max-age=86400"},
     )
+
+
+# Swagger UI sets inline styles on its elements; its scripts are ours to choose.
+DOCS_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_CSP.replace(
+        "default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';"
+    ),
+}
+
+
+def install_docs(app: FastAPI, assets: Path) -> None:
+    """``/docs`` from a local copy of swagger-ui-dist (``MADOGUCHI_DOCS_ASSETS``)."""
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def api_docs() -> FileResponse:
+        return _page("docs.html", DOCS_HEADERS)

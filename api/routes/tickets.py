@@ -38,7 +38,6 @@ def public(ticket: Ticket) -> TicketPublic:
     waited = (end or dt.datetime.now(dt.timezone.utc)) - start
     return TicketPublic(
         id=ticket.id,
-        session_id=ticket.session_id,
         status=ticket.status,
         reason=ticket.reason,
         channel=ticket.channel,

@@ -322,9 +322,11 @@
     let paused = state.paused;
     try {
       for (let page = 0; page < POLL_PAGES; page += 1) {
-        const url = "/api/chat/" + encodeURIComponent(sessionId) + "/messages?after=" +
-          state.lastMessageId;
-        const response = await fetch(url, { headers: { Accept: "application/json" } });
+        // The id goes in a header, never in the URL (proxies keep URLs in their logs).
+        const url = "/api/chat/messages?after=" + state.lastMessageId;
+        const response = await fetch(url, {
+          headers: { Accept: "application/json", "X-Conversation-Id": sessionId },
+        });
         if (!response.ok) break; // try again on the next tick, if still paused
         const data = await response.json();
         if (conversation !== state.conversation) break;

@@ -19,6 +19,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from assistant import dialogue, logs
 from assistant.config import Settings
 from assistant.engine import Engine
+from assistant.keys import conversation_ref, load_secret
 from knowledge.city import CityProfile
 from knowledge.store import open_db
 
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def settings() -> Settings:
     return Settings.from_env(os.environ)
+
+
+@lru_cache(maxsize=1)
+def secret() -> bytes:
+    return load_secret(settings().secret_path)
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +106,10 @@ class Step(Action, metaclass=ABCMeta):
         metadata = tracker.latest_message.get("metadata") or {}
         with logs.request_context(metadata.get("request_id")):
             intent = (tracker.latest_message.get("intent") or {}).get("name")
-            log.info("%s (intent %s)", self.name(), intent, extra={"sender": tracker.sender_id})
+            # A keyed hash names the conversation: its id would let a log reader see the
+            # staff messages and write to the ticket.
+            conversation = conversation_ref(secret(), tracker.sender_id or "")
+            log.info("%s (intent %s)", self.name(), intent, extra={"conversation": conversation})
             try:
                 return self.act(dispatcher, tracker, domain)
             except Exception:
