@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import limits
@@ -19,6 +20,13 @@ from api.routes import auth, chat, editor, health, pages, staff, tickets, unansw
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
 from assistant.config import Settings
+from knowledge.store import SchemaTooNew
+
+log = logging.getLogger(__name__)
+SCHEMA_TOO_NEW = (
+    "データベースがこのプログラムより新しい版で作られているため、サービスを提供できません。"
+    "管理者は Madoguchi を新しい版に更新してください。"
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     limits.install(app)
+    app.add_exception_handler(SchemaTooNew, schema_too_new)
 
     app.add_middleware(Observe)
     app.include_router(auth.router)
@@ -67,6 +76,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
+
+
+async def schema_too_new(request: Request, error: SchemaTooNew) -> JSONResponse:
+    """Every route needs the database: none can serve until the program is upgraded."""
+    log.error("%s", error)
+    return JSONResponse({"detail": SCHEMA_TOO_NEW, "error": str(error)}, 503)
 
 
 def service_state(app: FastAPI) -> dict:

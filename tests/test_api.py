@@ -6,12 +6,14 @@ what the health check is tested against (the chat's degraded mode: test_degraded
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER_COUNT, bearer, make_settings
 
 
@@ -128,3 +130,20 @@ def test_pages_are_served_in_japanese(client):
     assert "マイナンバー" in chat.text  # the notice not to send personal numbers
     assert client.get("/staff").status_code == 200
     assert client.get("/static/chat.js").status_code == 200
+
+
+def test_a_database_newer_than_the_program_answers_503_saying_so(settings):
+    """It was a bare RuntimeError: a 500 without a word of why."""
+    settings.home.mkdir(parents=True)
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for response in (
+            client.get("/api/health"),
+            client.get("/api/entries", headers={"Authorization": "Bearer unchecked"}),
+            client.post("/api/chat", json={"message": "住民票"}),
+        ):
+            assert response.status_code == 503, response.text
+            body = response.json()
+            assert "新しい版" in body["detail"] and "更新" in body["detail"]
+            assert f"schema version {SCHEMA_VERSION + 1} is newer" in body["error"]

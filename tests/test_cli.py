@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER, STARTER_COUNT
 
 
@@ -169,3 +171,17 @@ def test_history_archive_and_rollback(starter_settings):
     assert lines[0].startswith("r1  archived")
     assert lines[1].startswith("r2  published")
     assert any("suzuki" in line and "archive" in line for line in lines)
+
+
+@pytest.mark.parametrize("command", [["kb", "history", "dog"], ["search", "犬の登録"]])
+def test_a_database_newer_than_the_program_is_an_error_line(settings, command):
+    """It was a traceback (a bare RuntimeError the CLI did not translate)."""
+    settings.home.mkdir(parents=True)
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    result = madoguchi(settings, *command)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"error: database schema version {SCHEMA_VERSION + 1} is newer than this program's"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
