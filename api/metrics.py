@@ -4,7 +4,8 @@ Counted as they happen: requests and their latency by route (the route's templat
 ids do not multiply the series), chat decisions by kind and by path (``rasa``, or
 ``engine`` in degraded mode), and Rasa failures. Read at each scrape: handoffs waiting
 and the oldest one's age, the index's size and knowledge revision, whether the engine
-is ready and whether the chat is degraded.
+is ready and whether the chat is degraded; under ``madoguchi serve``, restarts by
+component and whether each is up or given up (``assistant.supervisor``).
 
 Each app has a registry of its own, so tests can run several apps in one process.
 """
@@ -16,10 +17,11 @@ import logging
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assistant.config import Settings
+from assistant.supervisor import read_state
 from knowledge.store import knowledge_revision, open_db
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,9 @@ class StateCollector(Collector):
         self.settings = settings
         self.state = state  # the app's current engine and chat state
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         state = self.state()
+        yield from self.supervised()
         yield GaugeMetricFamily(
             "madoguchi_engine_ready", "1 when the engine is loaded and answering", state["ready"]
         )
@@ -86,6 +89,33 @@ class StateCollector(Collector):
             "how long the longest-waiting open handoff has waited",
             max(0.0, age),
         )
+
+    def supervised(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        """Restarts by component, from the supervisor's state file: the API is one of
+        the processes it restarts, so the counts cannot live in this process."""
+        services = read_state(self.settings.home)
+        if services is None:  # not under `madoguchi serve`
+            return
+        restarts = CounterMetricFamily(
+            "madoguchi_restarts",
+            "times the supervisor started a component again after it exited or hung",
+            labels=["component"],
+        )
+        up = GaugeMetricFamily(
+            "madoguchi_component_up",
+            "1 while the component runs and answers its health check",
+            labels=["component"],
+        )
+        given_up = GaugeMetricFamily(
+            "madoguchi_component_given_up",
+            "1 when the component failed too often and is no longer restarted",
+            labels=["component"],
+        )
+        for name, service in sorted(services.items()):
+            restarts.add_metric([name], service["restarts"])
+            up.add_metric([name], int(service["state"] == "running"))
+            given_up.add_metric([name], int(service["state"] == "given_up"))
+        yield from (restarts, up, given_up)
 
 
 class Metrics:

@@ -1,7 +1,10 @@
-"""Start the Rasa server, the action server and the API; stop them all together.
+"""Start the Rasa server, the action server and the API, keep them up, stop them all
+together.
 
 Used by ``madoguchi serve`` (``make run``) and by the end-to-end tests, so the tests run
-the stack exactly as an operator does. Each child logs to ``MADOGUCHI_HOME/logs``.
+the stack exactly as an operator does, supervision included (``assistant.supervisor``:
+a child that dies or hangs is started again while the others go on answering). Each
+child logs to ``MADOGUCHI_HOME/logs``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import httpx
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.files import PRIVATE_UMASK, tighten
 from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
+from assistant.supervisor import Policy, Supervisor, kill_group
 from knowledge.store import open_db
 
 RASA_START_TIMEOUT_S = 240.0
@@ -84,8 +88,12 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class Stack:
-    def __init__(self, settings: Settings, env: dict[str, str] | None = None):
+    def __init__(
+        self, settings: Settings, env: dict[str, str] | None = None, policy: Policy | None = None
+    ):
         self.settings = settings
+        self.policy = policy or Policy()
+        self.supervisor: Supervisor | None = None
         self.env = dict(os.environ if env is None else env)
         self.env.update(
             {
@@ -117,6 +125,11 @@ class Stack:
         if not settings.rasa_model_path.is_file():
             raise StackError(
                 f"no trained Rasa model at {settings.rasa_model_path}: run `make setup`"
+            )
+        if not Path(rasa_python()).is_file():
+            raise StackError(
+                f"no Rasa environment ({rasa_python()} is missing): run `make setup`, "
+                "or point MADOGUCHI_RASA_PYTHON at the Python that has rasa 3.6"
             )
         endpoints, credentials = write_rasa_files(settings)
         host = self.env.get("MADOGUCHI_API_HOST", "127.0.0.1")
@@ -220,7 +233,8 @@ class Stack:
             )
 
     def start(self, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
-        """Start every service and wait until each answers its health check."""
+        """Start every service, wait until each answers its health check, then supervise
+        them. A service that cannot start at all is an error: the stack is stopped."""
         self.check_ports()
         if changed := tighten(self.settings.home):
             print(
@@ -232,6 +246,16 @@ class Stack:
             self.launch(service)
         self.wait_healthy(self.services, timeout_s)
         self.warm_up()
+        self.supervisor = Supervisor(
+            self.services, self.launch, self.settings.home, self.policy, self._back
+        )
+        self.supervisor.start()
+
+    def _back(self, service: Service) -> None:
+        """A restarted Rasa or action server warms up before residents reach it (the
+        action server loads its engine on the first action)."""
+        if service.name in ("rasa", "actions"):
+            self.warm_up()
 
     def warm_up(self) -> None:
         """One message through Rasa, so the first resident does not wait while the
@@ -249,14 +273,6 @@ class Stack:
             print(f"  warm-up failed ({type(error).__name__}); going on", flush=True)
             return
         print(f"  warmed up ({time.monotonic() - started:.1f} s)", flush=True)
-
-    def restart(self, name: str, timeout_s: float = RASA_START_TIMEOUT_S) -> None:
-        """Start one service that stopped (``actions``, ``rasa`` or ``api``) again."""
-        service = next(s for s in self.services if s.name == name)
-        if service.process and service.process.poll() is None:
-            raise StackError(f"{name} is still running")
-        self.launch(service)
-        self.wait_healthy([service], timeout_s)
 
     def wait_healthy(self, services: list[Service], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -287,18 +303,25 @@ class Stack:
                 time.sleep(1.0)
 
     def stop(self) -> None:
-        """SIGTERM every child (API first, Rasa, then actions), then SIGKILL stragglers."""
+        """Stop supervising, SIGTERM every child's process group (API first, Rasa, then
+        actions), then SIGKILL what is left of each group."""
+        if self.supervisor is not None:
+            self.supervisor.stop()
         for service in reversed(self.services):
             if service.process and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGTERM)
+                try:
+                    os.killpg(service.process.pid, signal.SIGTERM)
+                    os.killpg(service.process.pid, signal.SIGCONT)  # a stopped one must run
+                except ProcessLookupError:  # it has just exited
+                    pass
         for service in reversed(self.services):
             if service.process is None:
                 continue
             try:
                 service.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait()
+                pass
+            kill_group(service.process)  # stragglers, and anything the child started
 
     def urls(self) -> dict[str, str]:
         base = f"http://127.0.0.1:{self.settings.api_port}"
@@ -333,9 +356,9 @@ class Stack:
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # asked to stop while starting: not a failure
             self.stop()
-            return 130
+            return 0
         print("Madoguchi is running:")
         for label, url in self.urls().items():
             print(f"  {label}: {url}")
@@ -345,16 +368,13 @@ class Stack:
                 "`.venv/bin/madoguchi user add NAME --role admin`"
             )
         print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
+        from assistant.retention import DailyPurge
+
+        purge = DailyPurge(self.settings)  # resident data past its retention, once a day
         try:
-            while True:
-                for service in self.services:
-                    if service.process.poll() is not None:
-                        print(
-                            f"error: {service.name} stopped unexpectedly; see {service.log_path}",
-                            file=sys.stderr,
-                        )
-                        return 1
-                time.sleep(1.0)
+            while True:  # the supervisor's threads do the watching
+                purge.tick()
+                time.sleep(60)
         except KeyboardInterrupt:
             print("\nstopping...", flush=True)
             return 0

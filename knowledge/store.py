@@ -24,10 +24,21 @@ from typing import Any
 
 import sqlite_utils
 
-from knowledge.model import Entry, EntryNotFound, revision_in_force
+from knowledge.model import Entry, EntryNotFound, KnowledgeError, revision_in_force
 
 SCHEMA_VERSION = 5
 _LIST_FIELDS = ("questions", "documents", "tags")
+
+
+class SchemaTooNew(KnowledgeError):
+    """The database was written by a newer Madoguchi: this one must not touch it."""
+
+    def __init__(self, version: int):
+        self.version = version
+        super().__init__(
+            f"database schema version {version} is newer than this program's "
+            f"{SCHEMA_VERSION}; upgrade Madoguchi (or restore a backup made by this version)"
+        )
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
@@ -39,7 +50,11 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     db.execute("PRAGMA busy_timeout = 30000")
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
-    migrate(db)
+    try:
+        migrate(db)
+    except BaseException:
+        db.close()
+        raise
     return db
 
 
@@ -180,10 +195,7 @@ def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {version} is newer than this program's "
-            f"{SCHEMA_VERSION}; upgrade Madoguchi"
-        )
+        raise SchemaTooNew(version)
     if version == SCHEMA_VERSION:
         return
     with write_transaction(db):

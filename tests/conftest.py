@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -174,7 +173,4 @@ def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env:
     try:
         yield settings, httpx.Client(base_url=f"http://127.0.0.1:{api}", timeout=60), stack
     finally:
-        for service in stack.services:  # a stopped (SIGSTOP) process must run to stop
-            if service.process and service.process.poll() is None:
-                os.killpg(service.process.pid, signal.SIGCONT)
         stack.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from assistant.config import ConfigError
+from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER_COUNT, bearer, make_settings
 
 
@@ -258,3 +260,20 @@ def test_metrics_only_to_this_machine_or_the_monitoring_token(client, starter_se
         assert good.status_code == 200 and "madoguchi_" in good.text
     with pytest.raises(ConfigError, match="MADOGUCHI_METRICS_TOKEN"):
         make_settings(starter_settings.home, MADOGUCHI_METRICS_TOKEN="short")
+
+
+def test_a_database_newer_than_the_program_answers_503_saying_so(settings):
+    """It was a bare RuntimeError: a 500 without a word of why."""
+    settings.home.mkdir(parents=True)
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        for response in (
+            client.get("/api/health"),
+            client.get("/api/entries", headers={"Authorization": "Bearer unchecked"}),
+            client.post("/api/chat", json={"message": "住民票"}),
+        ):
+            assert response.status_code == 503, response.text
+            body = response.json()
+            assert "新しい版" in body["detail"] and "更新" in body["detail"]
+            assert f"schema version {SCHEMA_VERSION + 1} is newer" in body["error"]

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from assistant.cli import main
+from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER, STARTER_COUNT
 
 
@@ -322,3 +323,17 @@ def test_cli_commands_leave_every_file_under_the_home_private(settings, tmp_path
         assert all(not mode & 0o077 for mode in modes.values()), modes
     assert settings.home.stat().st_mode & 0o777 == 0o700
     assert (settings.home / "madoguchi.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("command", [["kb", "history", "dog"], ["search", "犬の登録"]])
+def test_a_database_newer_than_the_program_is_an_error_line(settings, command):
+    """It was a traceback (a bare RuntimeError the CLI did not translate)."""
+    settings.home.mkdir(parents=True)
+    with sqlite3.connect(settings.database_path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    result = madoguchi(settings, *command)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"error: database schema version {SCHEMA_VERSION + 1} is newer than this program's"
+    ), result.stderr
+    assert "Traceback" not in result.stderr

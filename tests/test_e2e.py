@@ -51,7 +51,8 @@ def test_health_is_ok_with_every_component_up(stack):
     _, client = stack
     body = client.get("/api/health").json()
     assert body["status"] == "ok", body
-    assert set(body["components"]) == {"database", "index", "encoder", "rasa", "actions", "chat"}
+    parts = {"database", "index", "encoder", "rasa", "actions", "chat", "supervisor"}
+    assert set(body["components"]) == parts
     assert body["reasons"] == []
 
 

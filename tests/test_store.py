@@ -6,7 +6,8 @@ import sqlite3
 
 import pytest
 
-from knowledge.store import SCHEMA_VERSION, get_entry, open_db, revisions_of
+from knowledge.model import KnowledgeError
+from knowledge.store import SCHEMA_VERSION, SchemaTooNew, get_entry, open_db, revisions_of
 
 
 def test_a_version_1_database_is_migrated_in_place(tmp_path):
@@ -39,5 +40,6 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path):
 def test_a_newer_schema_is_refused(tmp_path):
     path = tmp_path / "new.db"
     sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RuntimeError, match="newer than this program's"):
+    with pytest.raises(SchemaTooNew, match="newer than this program's") as raised:
         open_db(path)
+    assert isinstance(raised.value, KnowledgeError) and raised.value.version == SCHEMA_VERSION + 1

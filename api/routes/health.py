@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import MaybeStaff, client_address
 from api.deps import AppSettings, KnowledgeDb, RasaClient
 from api.schemas import HealthPublic
+from assistant.supervisor import read_state
 from knowledge.store import knowledge_revision
 
 router = APIRouter(tags=["health"])
@@ -94,11 +95,30 @@ async def _report(request: Request, settings, db, rasa) -> HealthPublic:
         f"{settings.action_url}/health",
         settings.action_url,
     )
+    # Under `madoguchi serve`: what the supervisor knows of each process (restarts, the
+    # last exit, whether it was given up).
+    supervised = await run_in_threadpool(read_state, settings.home)
     for name in ("rasa", "actions"):
         if components[name]["status"] != "ok":
-            reasons.append(
+            reason = (
                 f"{name} {components[name]['status']}: the chat answers from the engine "
                 "directly (no NLU, no small talk)"
+            )
+            known = (supervised or {}).get(name, {})
+            if known.get("state") in ("restarting", "starting"):
+                reason += f"; it {known['last_exit']} and is being started again"
+            reasons.append(reason)
+    if supervised is not None:
+        given_up = sorted(name for name, s in supervised.items() if s["state"] == "given_up")
+        components["supervisor"] = {
+            "status": "degraded" if given_up else "ok",
+            "services": supervised,
+        }
+        for name in given_up:
+            reasons.append(
+                f"{name} failed too often and is not started again (last: it "
+                f"{supervised[name]['last_exit']}); see logs/{name}.log, fix it, then "
+                "restart `madoguchi serve`"
             )
     circuit = request.app.state.rasa_circuit
     components["chat"] = {"status": "degraded" if circuit.degraded else "ok"}
