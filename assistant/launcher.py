@@ -25,6 +25,7 @@ import httpx
 from assistant.config import PROJECT_ROOT, Settings
 from assistant.files import PRIVATE_UMASK, tighten
 from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
+from assistant.retention import DailyPurge
 from assistant.supervisor import Policy, Supervisor, kill_group
 from knowledge.store import open_db
 
@@ -368,8 +369,6 @@ class Stack:
                 "`.venv/bin/madoguchi user add NAME --role admin`"
             )
         print(f"logs: {self.settings.home / 'logs'}   stop: Ctrl-C", flush=True)
-        from assistant.retention import DailyPurge
-
         purge = DailyPurge(self.settings)  # resident data past its retention, once a day
         try:
             while True:  # the supervisor's threads do the watching
