@@ -12,6 +12,7 @@ import pytest
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import get_ticket, list_tickets
 from tests.conftest import bearer, running_stack
+from tests.personal_data import MASKED_FORMS, scan
 
 pytestmark = pytest.mark.e2e
 SETTINGS = {}  # the running stack's settings, for the accounts below
@@ -282,6 +283,22 @@ def test_personal_numbers_are_stored_nowhere(stack):
         for kind, value in PERSONAL.items():
             for form in {value, value.replace(" ", "").replace("-", "")}:
                 assert form.encode() not in content, f"{kind} stored unmasked in {path}"
+
+
+def test_no_form_of_the_masking_table_is_stored_through_the_real_stack(stack):
+    """Every personal-number form of the masking table, typed into the chat through Rasa
+    and the actions (and, after a handoff, into the ticket and to staff), is stored
+    nowhere under the home: SQLite files read with SQLite, JSON unescaped."""
+    settings, client = stack
+    forms = [form for form, _ in MASKED_FORMS]
+    for start in range(0, len(forms), 8):  # a few conversations, under the per-session limit
+        session = None
+        for form in forms[start : start + 8]:
+            session = say(client, f"国民健康保険の手続きの件です。番号は{form}です", session)[
+                "session_id"
+            ]
+    time.sleep(1.0)  # Rasa's tracker and the logs are written
+    assert scan(settings.home) == []
 
 
 def test_no_conversation_id_is_in_any_log(stack):
