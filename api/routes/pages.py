@@ -44,6 +44,15 @@ class Assets(StaticFiles):
         return await super().get_response(path, scope)
 
 
+# Swagger UI and the widget's demo page set inline styles; their scripts are ours.
+INLINE_STYLE_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": PAGE_CSP.replace(
+        "default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';"
+    ),
+}
+
+
 def _page(name: str, headers: dict[str, str] = PAGE_HEADERS) -> FileResponse:
     return FileResponse(STATIC / name, media_type=HTML, headers=headers)
 
@@ -55,8 +64,9 @@ def resident_chat(request: Request) -> FileResponse:
 
 @router.get("/widget-demo", include_in_schema=False)
 def widget_demo() -> FileResponse:
-    """A made-up city page with the widget, to try it (and for the browser tests)."""
-    return _page("widget-demo.html")
+    """A made-up city page with the widget, to try it (and for the browser tests). It
+    stands for a city's page, which has styles of its own in the page."""
+    return _page("widget-demo.html", INLINE_STYLE_HEADERS)
 
 
 @router.get("/widget.js", include_in_schema=False)
@@ -93,19 +103,10 @@ def favicon() -> FileResponse:
     )
 
 
-# Swagger UI sets inline styles on its elements; its scripts are ours to choose.
-DOCS_HEADERS = {
-    **PAGE_HEADERS,
-    "Content-Security-Policy": PAGE_CSP.replace(
-        "default-src 'self';", "default-src 'self'; style-src 'self' 'unsafe-inline';"
-    ),
-}
-
-
 def install_docs(app: FastAPI, assets: Path) -> None:
     """``/docs`` from a local copy of swagger-ui-dist (``MADOGUCHI_DOCS_ASSETS``)."""
     app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def api_docs() -> FileResponse:
-        return _page("docs.html", DOCS_HEADERS)
+        return _page("docs.html", INLINE_STYLE_HEADERS)

@@ -78,8 +78,15 @@
 
   function build() {
     if (launcher) return;
-    const style = make("style", "madoguchi-style", { textContent: CSS });
-    document.head.append(style);
+    // A constructed style sheet, not a <style> element: a city page whose
+    // Content-Security-Policy forbids inline styles would block the element.
+    if (document.adoptedStyleSheets && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    } else {
+      document.head.append(make("style", "madoguchi-style", { textContent: CSS }));
+    }
 
     launcher = make("button", "madoguchi-launcher", {
       type: "button",
