@@ -34,9 +34,10 @@ def start_api(settings, port: int, log_path) -> subprocess.Popen:
         os.environ,
         MADOGUCHI_HOME=str(settings.home),
         MADOGUCHI_ENCODER=str(settings.encoder_path),
-        # The writers post far faster than a resident types: no chat rate limits here.
+        # The writers post far faster than a resident types: no chat or ticket limits here.
         MADOGUCHI_CHAT_RATE_PER_CLIENT="1000000",
         MADOGUCHI_CHAT_RATE_PER_SESSION="1000000",
+        MADOGUCHI_HANDOFF_RATE_PER_CLIENT="1000000",  # every writer opens a ticket
         MADOGUCHI_RASA_PORT=str(unused),
         MADOGUCHI_ACTION_PORT=str(unused),
         HF_HUB_OFFLINE="1",
