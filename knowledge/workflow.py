@@ -76,20 +76,27 @@ def phrasing_problems(
     """Phrasings that are the same (after normalization) as another entry's.
 
     A resident typing that phrasing could not be told which entry they mean, so each
-    phrasing must belong to exactly one entry, unless the entries have the same title:
-    the same question with different answers (two offices, two cases) is kept as two
-    entries on purpose, and the engine offers both.
+    phrasing must belong to exactly one entry, unless the entries have the same title and
+    different answers: the same question with different answers (two offices, two cases)
+    is kept as two entries on purpose, and the engine offers both. The same question with
+    the same answer is a duplicate (a second proposal from one ticket), and is refused.
     """
-    owner: dict[str, tuple[str, str, str]] = {}
+    owner: dict[str, tuple[str, str, str, str]] = {}
     for other in others:
         for question in other.questions:
-            owner.setdefault(question_key(question), (other.id, question, other.title))
+            owner.setdefault(
+                question_key(question), (other.id, question, other.title, other.answer)
+            )
     problems = []
     for entry in entries:
         for position, question in enumerate(entry.questions, start=1):
             key = question_key(question)
             taken = owner.get(key)
-            same_title = taken and question_key(taken[2]) == question_key(entry.title)
+            same_title = (
+                taken
+                and question_key(taken[2]) == question_key(entry.title)
+                and " ".join(taken[3].split()) != " ".join(entry.answer.split())
+            )
             if taken and taken[0] != entry.id and not same_title:
                 problems.append(
                     (
@@ -100,7 +107,7 @@ def phrasing_problems(
                     )
                 )
             elif not taken:
-                owner[key] = (entry.id, question, entry.title)
+                owner[key] = (entry.id, question, entry.title, entry.answer)
     return problems
 
 
