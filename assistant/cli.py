@@ -163,9 +163,9 @@ def cmd_kb_validate(args: argparse.Namespace) -> int:
     from knowledge.io import ImportFailed, check_file
 
     checked = check_file(Path(args.path), args.format, args.on_duplicate)
-    _print_check(checked.notes, checked.warnings, [])
-    if checked.rejected:
+    if checked.rejected:  # a failure says only what is wrong (on stderr), nothing on stdout
         raise ImportFailed(args.path, checked.problems(), checked.rejected)
+    _print_check(checked.notes, checked.warnings, [])
     print(f"{len(checked.entries)} entries are valid")
     return 0
 
