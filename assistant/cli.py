@@ -163,9 +163,10 @@ def cmd_kb_validate(args: argparse.Namespace) -> int:
     from knowledge.io import ImportFailed, check_file
 
     checked = check_file(Path(args.path), args.format, args.on_duplicate)
-    if checked.rejected:  # a failure says only what is wrong (on stderr), nothing on stdout
+    # A failure says what is wrong on stderr and nothing on stdout (how it was read).
+    _print_check([] if checked.rejected else checked.notes, checked.warnings, [])
+    if checked.rejected:
         raise ImportFailed(args.path, checked.problems(), checked.rejected)
-    _print_check(checked.notes, checked.warnings, [])
     print(f"{len(checked.entries)} entries are valid")
     return 0
 
