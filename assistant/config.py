@@ -97,6 +97,24 @@ def _directory(env: Mapping[str, str], name: str, needs: tuple[str, ...]) -> Pat
 SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")
 
 
+def _word_vectors(env: Mapping[str, str], encoder_path: Path) -> Path | None:
+    """MADOGUCHI_WORD_VECTORS, or ``word-vectors`` beside the encoder (where
+    `madoguchi encoder build` puts it); "none" ranks without them."""
+    configured = env.get("MADOGUCHI_WORD_VECTORS")
+    if configured and configured.lower() == "none":
+        return None
+    if configured:
+        path = Path(configured).resolve()
+        if not (path / "modules.json").is_file():
+            raise ConfigError(
+                f"MADOGUCHI_WORD_VECTORS={configured}: no sentence-transformers model there "
+                "(modules.json missing); run `madoguchi encoder build` or set it to none"
+            )
+        return path
+    beside = encoder_path.parent / "word-vectors"
+    return beside if (beside / "modules.json").is_file() else None
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -107,18 +125,23 @@ class Settings:
     api_port: int = 8000
     rasa_port: int = 5005
     action_port: int = 5055
-    # Decision thresholds (see assistant.engine and assistant/eval/README.md, where they
-    # were set from the dev set). The confidence is the best entry's cosine with the
-    # question; to answer, the entry must also cover this share of the question's words.
-    answer_threshold: float = 0.87
-    answer_coverage: float = 0.5
-    clarify_threshold: float = 0.78
-    # Below this gap between the ranking scores of the best two entries the engine asks
-    # which one is meant.
-    tie_margin: float = 0.04
+    # Chiefly the sentence encoder (multilingual-e5-small, assistant.e5) is at
+    # ``encoder_path``; chiVe word vectors (assistant.encoder), a second dense signal, at
+    # ``word_vectors_path`` (None: ranked without them). Both are built by
+    # `madoguchi encoder build`.
+    word_vectors_path: Path | None = None
+    # Decision thresholds (assistant.ranking; assistant/eval/README.md says how they were
+    # set). The confidence is the estimated probability that the best entry answers:
+    # at or above ``answer_threshold`` the engine answers. Otherwise it offers the first
+    # three when the probability that one of them answers is at least
+    # ``clarify_threshold`` and the best entry's cosine at least ``clarify_floor``.
+    # The knowledge base's own calibration may raise the answer threshold.
+    answer_threshold: float = 0.93
+    clarify_threshold: float = 0.2
+    clarify_floor: float = 0.84
     # Hand off when the closest out-of-scope example (assistant.out_of_scope) is closer
-    # to the question than the best entry is, less this margin.
-    out_of_scope_margin: float = -0.02
+    # to the question than the best entry is, by more than this margin.
+    out_of_scope_margin: float = 0.0
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
     # After Rasa failed, the chat answers from the engine for this long before trying again.
@@ -213,16 +236,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         home = Path(env.get("MADOGUCHI_HOME") or PROJECT_ROOT / "var").resolve()
         encoder = env.get("MADOGUCHI_ENCODER")
-        answer = _float(env, "MADOGUCHI_ANSWER_THRESHOLD", cls.answer_threshold, 0.0, 1.0)
-        clarify = _float(env, "MADOGUCHI_CLARIFY_THRESHOLD", cls.clarify_threshold, 0.0, 1.0)
-        if clarify > answer:
-            raise ConfigError(
-                f"MADOGUCHI_CLARIFY_THRESHOLD={clarify} must not exceed "
-                f"MADOGUCHI_ANSWER_THRESHOLD={answer}"
-            )
+        encoder_path = Path(encoder).resolve() if encoder else home / "encoder"
         return cls(
             home=home,
-            encoder_path=Path(encoder).resolve() if encoder else home / "encoder",
+            encoder_path=encoder_path,
+            word_vectors_path=_word_vectors(env, encoder_path),
             city_path=Path(env.get("MADOGUCHI_CITY") or cls.city_path).resolve(),
             out_of_scope_path=Path(
                 env.get("MADOGUCHI_OUT_OF_SCOPE") or cls.out_of_scope_path
@@ -255,10 +273,13 @@ class Settings:
             api_port=_port(env, "MADOGUCHI_API_PORT", cls.api_port),
             rasa_port=_port(env, "MADOGUCHI_RASA_PORT", cls.rasa_port),
             action_port=_port(env, "MADOGUCHI_ACTION_PORT", cls.action_port),
-            answer_threshold=answer,
-            clarify_threshold=clarify,
-            answer_coverage=_float(env, "MADOGUCHI_ANSWER_COVERAGE", cls.answer_coverage, 0.0, 1.0),
-            tie_margin=_float(env, "MADOGUCHI_TIE_MARGIN", cls.tie_margin, 0.0, 1.0),
+            answer_threshold=_float(
+                env, "MADOGUCHI_ANSWER_THRESHOLD", cls.answer_threshold, 0.0, 1.0
+            ),
+            clarify_threshold=_float(
+                env, "MADOGUCHI_CLARIFY_THRESHOLD", cls.clarify_threshold, 0.0, 1.0
+            ),
+            clarify_floor=_float(env, "MADOGUCHI_CLARIFY_FLOOR", cls.clarify_floor, -1.0, 1.0),
             out_of_scope_margin=_float(
                 env, "MADOGUCHI_OUT_OF_SCOPE_MARGIN", cls.out_of_scope_margin, -1.0, 1.0
             ),

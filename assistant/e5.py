@@ -115,8 +115,7 @@ def read_model(path: Path) -> dict:
     scores = np.frombuffer(r.skip(4 * pieces), dtype="<f4")
     blob = r.skip(blob_len)
     vocabulary = [
-        (blob[offsets[i] : offsets[i + 1]].decode("utf-8"), float(scores[i]))
-        for i in range(pieces)
+        (blob[offsets[i] : offsets[i + 1]].decode("utf-8"), float(scores[i])) for i in range(pieces)
     ]
     norm_count = r.take("i")
     table = _Reader(r.skip(r.take("I")))
@@ -189,6 +188,9 @@ def _state_dict(m: dict) -> dict[str, np.ndarray]:
         "fi": ("intermediate.dense", (ff, h)),
         "fo": ("output.dense", (h, ff)),
     }
+    # Unused by mean pooling; present so that loading reports no missing weights.
+    state["pooler.dense.weight"] = np.zeros((h, h), dtype=np.float32)
+    state["pooler.dense.bias"] = np.zeros((h,), dtype=np.float32)
     for layer in range(m["layers"]):
         prefix = f"encoder.layer.{layer}."
         for short, (long, shape) in names.items():
@@ -277,8 +279,11 @@ def build_e5(output_dir: Path, source: Path | None = None) -> Path:
         missing = expected - set(state)
         if missing:
             raise EncoderError(f"converted weights lack {sorted(missing)[:3]}")
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()},
-                  str(staging / "model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in state.items()},
+            str(staging / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
         vocab = m["vocabulary"]
         # The generic class: XLMRobertaTokenizer would rebuild its own normaliser
         # (without NFKC) instead of using the one in tokenizer.json.
@@ -310,16 +315,25 @@ def _reference_keys(config, torch):
     from transformers import XLMRobertaModel
 
     with torch.device("meta"):
-        model = XLMRobertaModel(config, add_pooling_layer=False)
+        model = XLMRobertaModel(config)
     return model.state_dict().items()
 
 
 def _write_sentence_transformer_files(root: Path, hidden: int, positions: int) -> None:
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize",
-         "type": "sentence_transformers.models.Normalize"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
     ]
     (root / "modules.json").write_text(json.dumps(modules, indent=2))
     (root / "sentence_bert_config.json").write_text(

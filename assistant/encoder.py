@@ -153,12 +153,12 @@ def load_encoder(path: Path) -> SentenceTransformer:
     )
 
 
-def encoder_fingerprint(path: Path) -> str:
+def encoder_fingerprint(path: Path, exclude: str | None = None) -> str:
     """A digest of every file in the encoder directory and of the text analysis version:
     changes when the model, or how text is split into words, does."""
     digest = hashlib.sha256(f"analysis-{ANALYSIS_VERSION}".encode())
     root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and p.name != exclude):
         digest.update(str(file.relative_to(root)).encode())
         with open(file, "rb") as source:
             for block in iter(lambda: source.read(1 << 20), b""):

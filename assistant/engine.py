@@ -9,14 +9,15 @@ themselves. Before each search the engine compares the database's knowledge revi
 with its own and applies what changed (add, replace, remove revisions), so a publish in
 one process reaches every other process's next question, with no restart.
 
-Ranking: for each entry, the best cosine between the query and any of its phrasings or
-answer paragraphs (dense), the share of the query's words the entry covers (coverage),
-and BM25 over words and over two-character pieces, each relative to the best entry's.
+Ranking (assistant.ranking): for each entry, the transformer's best cosine between the
+query and its title, phrasings or answer passages; the word vectors' best cosine; and
+BM25 over words and over two-character pieces, each relative to the best entry's.
 
-Deciding uses only absolute evidence about the best entry: its cosine is the decision's
-confidence (answer / clarify / handoff thresholds), and to answer, the entry must also
-cover enough of the query's words and lead the runner-up clearly. So a question that
-merely sounds like city business, or shares one common word, is not answered. Relative
+Deciding uses absolute evidence about the best entry: its cosine, its lead over the
+runner-up and the share of the query's words it covers give the estimated probability
+that it answers (the decision's confidence) and that one of the first three does. The
+engine answers when the first is high, offers the first three when the second is, and
+hands off otherwise, or when the question is closer to an out-of-scope example. Relative
 BM25 is 1.0 for the best entry of any query: it orders entries, it cannot tell whether
 the best one answers.
 """
@@ -30,60 +31,60 @@ import json
 import logging
 import re
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import sqlite_utils
 
 from assistant.config import Settings
-from assistant.encoder import encoder_fingerprint, load_encoder
 from assistant.errors import IndexUnavailable
 from assistant.index import DenseIndex
 from assistant.lexical import LexicalIndex
 from assistant.out_of_scope import load_examples
+from assistant.ranking import (
+    WORD_VECTOR_KIND_WEIGHT,
+    Candidate,
+    Decision,
+    Evidence,
+    Thresholds,
+    answer_probability,
+    decide,
+    rank_score,
+)
 from assistant.text import char_grams, content_terms
+from assistant.vectors import Encoder
 from knowledge.city import CityProfile
 from knowledge.model import Entry, EntryNotFound, revision_in_force
 from knowledge.store import knowledge_revision, open_db, published_revisions
 
 log = logging.getLogger(__name__)
 
-# The ranking score. Measured on the dev set and on an FAQ-style copy of the starter
-# entries (one question and the answer each): adding BM25 over words and two-character
-# pieces to the cosine and the coverage raised Hit@1 by 5-6 points on both (README of
-# assistant/eval).
-RANK_WEIGHTS = {"dense": 0.5, "coverage": 0.2, "words": 0.15, "chars": 0.15}
-# Each row kind counts a little differently: a matching phrasing is the best evidence.
-KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9, "passage": 0.9}
 MAX_QUERY_CHARS = 2000
 # How many entries from each side (dense, lexical) get a full score.
 SHORTLIST = 50
+# A follow-up with at most this many content words is read in the previous topic.
+FOLLOW_UP_WORDS = 2
+# Revisions encoded together while indexing.
+INDEX_BATCH = 64
+# Where the word vectors' index is saved, inside the index directory.
+WORD_VECTORS_DIR = "word-vectors"
+# An out-of-scope example this close to one of the entries' own questions says nothing
+# about being out of scope in this knowledge base (a city that answers 「パスポート」
+# questions itself): it is left out.
+OUT_OF_SCOPE_PRUNE = 0.93
+QUESTION_KINDS = ("title", "question")
+
+__all__ = ["Candidate", "Decision", "Engine", "Evidence", "decide", "thresholds"]
 
 
-@dataclass(frozen=True)
-class Candidate:
-    entry_id: str
-    revision: int
-    title: str
-    score: float  # the ranking score
-    dense: float  # best cosine with one of the entry's phrasings or paragraphs
-    lexical: float  # share of the query's words (by IDF) the entry covers
-
-
-@dataclass(frozen=True)
-class Decision:
-    kind: str  # "answer" | "clarify" | "handoff"
-    confidence: float
-    candidates: tuple[Candidate, ...] = field(default=())
-    knowledge_revision: int = 0
-    # Cosine with the closest out-of-scope example (assistant.out_of_scope), 0 if none.
-    out_of_scope: float = 0.0
-
-    @property
-    def best(self) -> Candidate | None:
-        return self.candidates[0] if self.candidates else None
+def thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(
+        answer=settings.answer_threshold,
+        choices=settings.clarify_threshold,
+        floor=settings.clarify_floor,
+        out_of_scope_margin=settings.out_of_scope_margin,
+    )
 
 
 MAX_PASSAGES = 12
@@ -112,47 +113,24 @@ def entry_texts(entry: Entry) -> list[tuple[str, str]]:
     )
 
 
+def transformer_texts(entry: Entry) -> list[tuple[str, str, str]]:
+    """(kind, role, text) for the transformer: the title and phrasings as questions, the
+    answer (or each of its paragraphs) as a passage headed by the title, as e5 was
+    trained to compare a question with a passage."""
+    parts, whole = answer_parts(entry.answer)
+    passages = ([("answer", entry.answer)] if whole else []) + [("passage", p) for p in parts]
+    return (
+        [("title", "query", entry.title)]
+        + [("question", "query", q) for q in entry.questions]
+        + [(kind, "passage", f"{entry.title}\n{text}") for kind, text in passages]
+    )
+
+
 def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
     """(head, body) for the lexical indexes: title and phrasings; the answer, given by
     paragraph when the dense side has just analysed them (one analysis, not two)."""
     parts, whole = answer_parts(entry.answer)
     return [entry.title, *entry.questions], ([entry.answer] if whole else parts)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the decision rests on; fields are floats, or arrays for many questions at
-    once (``assistant.evaluation.tune`` tries thresholds on a whole dev set)."""
-
-    confidence: Any  # the best entry's cosine with the question
-    coverage: Any  # the share of the question's words the best entry covers
-    lead: Any  # the best entry's ranking score minus the runner-up's
-    out_of_scope: Any  # cosine with the closest out-of-scope example
-
-    @classmethod
-    def of(cls, candidates: list[Candidate], out_of_scope: float) -> Evidence:
-        best = candidates[0]
-        runner_up = candidates[1].score if len(candidates) > 1 else 0.0
-        return cls(best.dense, best.lexical, best.score - runner_up, out_of_scope)
-
-
-def decide(evidence: Evidence, s: Settings) -> np.ndarray:
-    """ "answer", "clarify" or "handoff" (an array of them for array evidence).
-
-    Hand off when the question is closer to an out-of-scope example than to the best
-    entry (less the margin). Answer when the entry is close, covers the question's words
-    and clearly leads the runner-up; offer choices when it is fairly close; else hand off.
-    """
-    e = evidence
-    rejected = np.asarray(e.out_of_scope) - e.confidence > s.out_of_scope_margin
-    answer = (
-        ~rejected
-        & (np.asarray(e.confidence) >= s.answer_threshold)
-        & (np.asarray(e.coverage) >= s.answer_coverage)
-        & (np.asarray(e.lead) >= s.tie_margin)
-    )
-    clarify = ~rejected & ~answer & (np.asarray(e.confidence) >= s.clarify_threshold)
-    return np.where(answer, "answer", np.where(clarify, "clarify", "handoff"))
 
 
 def revision_key(entry: Entry) -> str:
@@ -169,14 +147,17 @@ class Engine:
         self,
         settings: Settings,
         db: sqlite_utils.Database,
-        encoder,
+        encoder: Encoder,
         dense: DenseIndex,
         city: CityProfile,
+        word_vectors: tuple[Encoder, DenseIndex] | None = None,
     ):
         self.settings = settings
         self.db = db
-        self.encoder = encoder
-        self.dense = dense
+        self.encoder = encoder  # the transformer
+        self.dense = dense  # its vectors of every published revision's texts
+        # chiVe word vectors and their index: a second dense signal (None: not used)
+        self.word_encoder, self.word_dense = word_vectors or (None, None)
         self.city = city
         self.lexical = LexicalIndex()
         self.chars = LexicalIndex("chars")
@@ -192,11 +173,8 @@ class Engine:
         self._rendered: dict[str, Entry] = {}  # key -> the revision with placeholders filled
         self._previewing = False  # while True, sync() leaves the index alone
         self.out_of_scope = load_examples(settings.out_of_scope_path)
-        self._out_of_scope_vectors = (
-            self.encode(self.out_of_scope)
-            if self.out_of_scope
-            else np.zeros((0, encoder.get_embedding_dimension()), dtype="float32")
-        )
+        self._all_out_of_scope = encoder.encode(self.out_of_scope, "query")
+        self._out_of_scope_vectors = self._all_out_of_scope  # less those pruned (sync)
 
     # -- loading and keeping in step ------------------------------------------------
 
@@ -227,9 +205,10 @@ class Engine:
     @classmethod
     def _load(cls, settings: Settings, rebuild_if_stale: bool, force_rebuild: bool, progress):
         db = open_db(settings.database_path)
-        encoder = load_encoder(settings.encoder_path)
-        fingerprint = encoder_fingerprint(settings.encoder_path)
-        dimension = encoder.get_embedding_dimension()
+        encoder = Encoder(settings.encoder_path)
+        fingerprint, dimension = encoder.fingerprint, encoder.dimension
+        words = Encoder(settings.word_vectors_path) if settings.word_vectors_path else None
+        word_dense = None
         dense = None
         rebuilt_because = "rebuild requested" if force_rebuild else None
         if not force_rebuild:
@@ -241,6 +220,14 @@ class Engine:
                         f"the configured one is {fingerprint}"
                     )
                 dense.set_nprobe(settings.nprobe)
+                if words is not None:
+                    word_dense = DenseIndex.load(settings.index_dir / WORD_VECTORS_DIR)
+                    if word_dense.encoder_fingerprint != words.fingerprint:
+                        raise IndexUnavailable(
+                            f"word-vector index was built with {word_dense.encoder_fingerprint}; "
+                            f"the configured word vectors are {words.fingerprint}"
+                        )
+                    word_dense.set_nprobe(settings.nprobe)
                 current = knowledge_revision(db)
                 if not rebuild_if_stale and dense.knowledge_revision != current:
                     raise IndexUnavailable(
@@ -252,13 +239,17 @@ class Engine:
                     raise
                 log.warning("rebuilding the index: %s", error)
                 rebuilt_because = str(error)
-                dense = None
+                dense = word_dense = None
+        if words is not None and (dense is None or word_dense is None):
+            dense = None
+            word_dense = DenseIndex.empty(words.dimension, -1, words.fingerprint)
         engine = cls(
             settings,
             db,
             encoder,
             dense or DenseIndex.empty(dimension, -1, fingerprint),
             CityProfile.load(settings.city_path),
+            (words, word_dense) if words is not None else None,
         )
         engine.rebuilt_because = rebuilt_because
         saved_lexical = LexicalIndex.load(settings.index_dir) if dense is not None else None
@@ -289,19 +280,27 @@ class Engine:
             stale = indexed - published.keys()
             fresh = sorted(published.keys() - indexed)
             for key in stale:
-                self.dense.remove(key)
+                for index in self._dense_indexes():
+                    index.remove(key)
+            pending: list[str] = []
             for key in progress(fresh) if progress else fresh:
-                self._index(key, published[key])
-            converted = (
-                not self.dense.approximate
-                and len(self.dense.rows) >= self.settings.approximate_from
-            )
-            if converted:
-                log.info("index: %d vectors, switching to IVF search", len(self.dense.rows))
-                self.dense.to_approximate(self.settings.nprobe)
+                pending.append(key)
+                if len(pending) == INDEX_BATCH:
+                    self._index([(k, published[k]) for k in pending])
+                    pending = []
+            self._index([(k, published[k]) for k in pending])
+            converted = False
+            for index in self._dense_indexes():
+                if not index.approximate and len(index.rows) >= self.settings.approximate_from:
+                    log.info("index: %d vectors, switching to IVF search", len(index.rows))
+                    index.to_approximate(self.settings.nprobe)
+                    converted = True
             changed = bool(stale or fresh or converted) or self.dense.knowledge_revision != revision
-            self.dense.knowledge_revision = revision
+            for index in self._dense_indexes():
+                index.knowledge_revision = revision
             self._set_revisions(published)
+            if stale or fresh or self._out_of_scope_vectors is self._all_out_of_scope:
+                self._prune_out_of_scope()
             if stale or fresh:
                 log.info(
                     "index: +%d -%d revisions (knowledge revision %d)",
@@ -311,13 +310,69 @@ class Engine:
                 )
             return changed
 
-    def _index(self, key: str, entry: Entry) -> None:
-        """Add one revision to all three indexes (its texts are analysed once: the
-        lexical side reuses what the encoder's tokenizer just analysed)."""
-        pairs = entry_texts(entry)
-        self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
-        for lexical in (self.lexical, self.chars):
-            lexical.add(key, *lexical_texts(entry))
+    def _dense_indexes(self) -> list[DenseIndex]:
+        return [self.dense] + ([self.word_dense] if self.word_dense is not None else [])
+
+    def _index(self, items: list[tuple[str, Entry]]) -> None:
+        """Add revisions to every index."""
+        self._index_dense_many(items)
+        for key, entry in items:
+            for lexical in (self.lexical, self.chars):
+                lexical.add(key, *lexical_texts(entry))
+
+    def _index_dense(self, key: str, entry: Entry) -> None:
+        self._index_dense_many([(key, entry)])
+
+    def _index_dense_many(self, items: list[tuple[str, Entry]]) -> None:
+        """Add revisions to the dense indexes; their texts are encoded together (a batch
+        is much faster than one text at a time), each role in one call."""
+        if not items:
+            return
+        rows = [
+            (k, kind, role, text) for k, e in items for kind, role, text in transformer_texts(e)
+        ]
+        vectors = np.zeros((len(rows), self.encoder.dimension), dtype="float32")
+        for role in ("query", "passage"):
+            at = [i for i, row in enumerate(rows) if row[2] == role]
+            if at:
+                vectors[at] = self.encoder.encode([rows[i][3] for i in at], role)
+        for key, _ in items:
+            at = [i for i, row in enumerate(rows) if row[0] == key]
+            self.dense.add(key, [rows[i][1] for i in at], vectors[at])
+        if self.word_dense is not None:
+            pairs = [(k, kind, text) for k, e in items for kind, text in entry_texts(e)]
+            word_vectors = self.word_encoder.encode([t for _, _, t in pairs], "passage")
+            for key, _ in items:
+                at = [i for i, row in enumerate(pairs) if row[0] == key]
+                self.word_dense.add(key, [pairs[i][1] for i in at], word_vectors[at])
+
+    def _prune_out_of_scope(self) -> None:
+        """Leave out the out-of-scope examples that this knowledge base answers."""
+        examples = self._all_out_of_scope
+        if not len(examples):
+            return
+        keep = np.array(
+            [
+                max(
+                    (
+                        score
+                        for row, score in self.dense.search(v, 20)
+                        if row.kind in QUESTION_KINDS
+                    ),
+                    default=-1.0,
+                )
+                < OUT_OF_SCOPE_PRUNE
+                for v in examples
+            ],
+            dtype=bool,
+        )
+        if not keep.all():
+            log.info(
+                "out of scope: %d of %d examples left out, as close to an entry's own text",
+                int((~keep).sum()),
+                len(keep),
+            )
+        self._out_of_scope_vectors = examples[keep]
 
     def _set_revisions(self, published: dict[str, Entry]) -> None:
         for lexical in (self.lexical, self.chars):
@@ -339,16 +394,15 @@ class Engine:
         with self._lock:
             self.lexical.save(self.settings.index_dir, self.dense.knowledge_revision)
             self.chars.save(self.settings.index_dir, self.dense.knowledge_revision)
+            if self.word_dense is not None:
+                self.word_dense.save(self.settings.index_dir / WORD_VECTORS_DIR)
             return self.dense.save(self.settings.index_dir)
 
     # -- searching ------------------------------------------------------------------
 
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Normalized embeddings of ``texts`` with the engine's encoder."""
-        return np.asarray(
-            self.encoder.encode(texts, normalize_embeddings=True, show_progress_bar=False),
-            dtype="float32",
-        )
+    def encode(self, texts: list[str], role: str = "query") -> np.ndarray:
+        """Normalized embeddings of ``texts`` with the engine's transformer."""
+        return self.encoder.encode(texts, role)
 
     def search(self, query: str, *, as_of: dt.date | None = None, top_k: int = 5) -> Decision:
         """Rank the entries answered on ``as_of`` (default today) and decide."""
@@ -359,30 +413,36 @@ class Engine:
         with self._lock:
             self.sync()
             in_force = self._in_force(as_of)
-            vector = self.encode([query])[0]
-            dense: dict[str, float] = {}
-            for row, score in self.dense.search(vector, limit=max(200, top_k * 20)):
-                weighted = score * KIND_WEIGHT.get(row.kind, 1.0)
-                if row.key in in_force and weighted > dense.get(row.key, -1.0):
-                    dense[row.key] = weighted
+            vector = self.encoder.query(query)
+            limit = max(200, top_k * 20)
+            dense = self._best_per_entry(self.dense.search(vector, limit), in_force)
+            word_dense: dict[str, float] = {}
+            if self.word_dense is not None:
+                word_dense = self._best_per_entry(
+                    self.word_dense.search(self.word_encoder.query(query), limit),
+                    in_force,
+                    WORD_VECTOR_KIND_WEIGHT,
+                )
             weights = self.lexical.query_weights(terms)
             words = self.lexical.hits(terms, self._in_force_mask)
             chars = self.chars.hits(char_grams(query), self._in_force_chars)
             # Full scores only for the best few on each side: a search stays
             # proportional to what it returns, not to the knowledge base.
             shortlist = set(sorted(dense, key=dense.__getitem__, reverse=True)[:SHORTLIST])
+            shortlist.update(
+                sorted(word_dense, key=word_dense.__getitem__, reverse=True)[:SHORTLIST]
+            )
             shortlist.update(words.top(SHORTLIST))
             shortlist.update(chars.top(SHORTLIST))
-            w = RANK_WEIGHTS
             scored = []
             for key in shortlist:
                 dense_score = max(0.0, dense.get(key, 0.0))
                 coverage = self.lexical.coverage(weights, key)
-                score = (
-                    w["dense"] * dense_score
-                    + w["coverage"] * coverage
-                    + w["words"] * words.relative(key)
-                    + w["chars"] * chars.relative(key)
+                score = rank_score(
+                    dense_score,
+                    word_dense.get(key, 0.0),
+                    words.relative(key),
+                    chars.relative(key),
                 )
                 scored.append((round(score, 6), key, dense_score, coverage))
             scored.sort(key=lambda item: (-item[0], self.revisions[item[1]].id))
@@ -401,7 +461,19 @@ class Engine:
         examples = self._out_of_scope_vectors
         out_of_scope = round(float((examples @ vector).max()), 6) if len(examples) else 0.0
         # Ties are broken by id (above) so equal scores never reorder between processes.
-        return self._decide(candidates, revision, out_of_scope)
+        known = bool(words.top(1)) or not terms
+        return self._decide(candidates, revision, out_of_scope, len(set(terms)), known)
+
+    @staticmethod
+    def _best_per_entry(hits, in_force, kind_weight=None) -> dict[str, float]:
+        """Each revision in force: its best (kind-weighted) cosine among the hits."""
+        best: dict[str, float] = {}
+        for row, score in hits:
+            if kind_weight:
+                score *= kind_weight.get(row.kind, 1.0)
+            if row.key in in_force and score > best.get(row.key, -1.0):
+                best[row.key] = score
+        return best
 
     def search_in_context(
         self,
@@ -419,14 +491,22 @@ class Engine:
         by itself (a new topic) is never bent towards the previous entry.
         """
         plain = self.search(query, as_of=as_of, top_k=top_k)
-        if plain.kind == "answer" or not context_entry_id:
+        if not context_entry_id:
+            return plain
+        # A short follow-up (two words or fewer: 「コンビニでも払える？」) is read in the
+        # topic first; a longer question that answers by itself is a new topic.
+        elliptic = len(set(content_terms(query))) <= FOLLOW_UP_WORDS
+        if plain.kind == "answer" and not elliptic:
             return plain
         try:
             context = self.entry(context_entry_id, as_of=as_of)
         except EntryNotFound:
             return plain
         framed = self.search(f"{context.title} {query}", as_of=as_of, top_k=top_k)
-        return framed if framed.kind == "answer" else plain
+        if framed.kind == "answer" or plain.kind == "answer":
+            return framed if framed.kind == "answer" else plain
+        # Neither answers: the choices within the topic, if there are any.
+        return framed if framed.kind == "clarify" else plain
 
     def preview(
         self, queries: list[str], draft: Entry | None, *, as_of: dt.date | None = None
@@ -449,14 +529,14 @@ class Engine:
             original = self.revisions
             published = {k: e for k, e in original.items() if e.id != draft.id}
             published[key] = staged
-            pairs = entry_texts(staged)
-            self.dense.add(key, [kind for kind, _ in pairs], self.encode([t for _, t in pairs]))
+            self._index_dense(key, staged)
             self._previewing = True
             try:
                 self._set_revisions(published)
                 after = [self.search(q, as_of=as_of) for q in queries]
             finally:
-                self.dense.remove(key)
+                for index in self._dense_indexes():
+                    index.remove(key)
                 self._set_revisions(original)
                 self._previewing = False
         return now, after
@@ -473,13 +553,20 @@ class Engine:
             self._in_force_chars = self.chars.mask(keys)
         return self._in_force_cache[1]
 
-    def _decide(self, candidates: list[Candidate], revision: int, out_of_scope: float) -> Decision:
+    def _decide(
+        self,
+        candidates: list[Candidate],
+        revision: int,
+        out_of_scope: float,
+        words: int = 2,
+        known: bool = True,
+    ) -> Decision:
         if not candidates:
-            return Decision("handoff", 0.0, (), revision, out_of_scope)
-        evidence = Evidence.of(candidates, out_of_scope)
-        kind = str(decide(evidence, self.settings))
-        confidence = evidence.confidence
-        return Decision(kind, confidence, tuple(candidates), revision, out_of_scope)
+            return Decision("handoff", 0.0, (), revision, out_of_scope, words, known)
+        evidence = Evidence.of(candidates, out_of_scope, words, known)
+        kind = str(decide(evidence, thresholds(self.settings)))
+        confidence = round(float(answer_probability(evidence)), 6)
+        return Decision(kind, confidence, tuple(candidates), revision, out_of_scope, words, known)
 
     def entry(
         self, entry_id: str, revision: int | None = None, as_of: dt.date | None = None

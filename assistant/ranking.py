@@ -56,6 +56,10 @@ class Decision:
     knowledge_revision: int = 0
     # Cosine with the closest out-of-scope example (assistant.out_of_scope), 0 if none.
     out_of_scope: float = 0.0
+    # How many different content words the question has, and whether any entry
+    # contains one of them (the one-word rule in ``decide``).
+    words: int = 2
+    known: bool = True
 
     @property
     def best(self) -> Candidate | None:
@@ -81,12 +85,20 @@ class Evidence:
     coverage: Any  # the share of the question's words the best entry covers
     lead: Any  # the best entry's ranking score minus the runner-up's
     out_of_scope: Any  # cosine with the closest out-of-scope example
+    words: Any = 2  # the question's distinct content words
+    known: Any = True  # whether an entry contains one of them
+    nearest: Any = None  # the best cosine among the first three (default: confidence)
 
     @classmethod
-    def of(cls, candidates: list[Candidate], out_of_scope: float) -> Evidence:
+    def of(
+        cls, candidates: list[Candidate], out_of_scope: float, words: int = 2, known: bool = True
+    ) -> Evidence:
         best = candidates[0]
         runner_up = candidates[1].score if len(candidates) > 1 else 0.0
-        return cls(best.dense, best.lexical, best.score - runner_up, out_of_scope)
+        nearest = max(c.dense for c in candidates[:3])
+        return cls(
+            best.dense, best.lexical, best.score - runner_up, out_of_scope, words, known, nearest
+        )
 
 
 def _logistic(model: tuple[float, float, float, float], e: Evidence) -> Any:
@@ -130,9 +142,17 @@ def decide(evidence: Evidence, t: Thresholds) -> np.ndarray:
     """
     e = evidence
     cosine = np.asarray(e.confidence, dtype="float64")
-    rejected = np.asarray(e.out_of_scope, dtype="float64") - cosine > t.out_of_scope_margin
+    # Closer to an out-of-scope example than to any of the entries it would offer.
+    nearest = cosine if e.nearest is None else np.asarray(e.nearest, dtype="float64")
+    rejected = np.asarray(e.out_of_scope, dtype="float64") - nearest > t.out_of_scope_margin
     answer = ~rejected & (answer_probability(e) >= t.answer)
     clarify = ~rejected & ~answer & (choices_probability(e) >= t.choices) & (cosine >= t.floor)
+    # One word (「保険」, 「ゴミ」) names a topic, not a question: never a direct answer,
+    # but its entries as choices; a word that no entry contains: nothing near.
+    single = np.asarray(e.words) <= 1
+    unknown = single & ~np.asarray(e.known, dtype=bool)
+    clarify = (clarify | (answer & single)) & ~unknown
+    answer = answer & ~single
     return np.where(answer, "answer", np.where(clarify, "clarify", "handoff"))
 
 

@@ -82,9 +82,8 @@ def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
     proposal = json.loads(result.stdout)
     assert set(proposal["settings"]) == {
         "MADOGUCHI_ANSWER_THRESHOLD",
-        "MADOGUCHI_ANSWER_COVERAGE",
-        "MADOGUCHI_TIE_MARGIN",
         "MADOGUCHI_CLARIFY_THRESHOLD",
+        "MADOGUCHI_CLARIFY_FLOOR",
         "MADOGUCHI_OUT_OF_SCOPE_MARGIN",
     }
     assert proposal["answer_precision"] >= 0.95 and proposal["out_of_scope_rejection"] >= 0.9
@@ -98,7 +97,9 @@ def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
 
 def test_tune_says_so_when_no_thresholds_reach_the_targets(starter_settings):
     dev = ["--queries", str(DEV / "dev_queries.jsonl"), "--qrels", str(DEV / "dev_qrels.json")]
-    result = madoguchi(starter_settings, "eval", *dev, "--tune", "--min-precision", "1")
+    result = madoguchi(
+        starter_settings, "eval", *dev, "--tune", "--min-precision", "1", "--min-rejection", "1"
+    )
     assert result.returncode != 0
     assert "no thresholds give answer precision >= 1.0" in result.stderr
     bad = madoguchi(starter_settings, "eval", *dev, "--tune", "--min-precision", "95")

