@@ -31,7 +31,8 @@ RASA_DATA := --config training_data/config.yml --domain training_data/domain.yml
 	--data training_data/nlu training_data/rules
 
 # Browser tests drive Debian's chromium (Playwright's own browser downloads are not
-# used); Japanese fonts so that pages and screenshots show Japanese text.
+# used); Japanese fonts so that pages and screenshots show Japanese text. The clock
+# tests run commands under Debian's faketime (libfaketime) on a UTC clock.
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 
 .PHONY: help setup run test lint index nlu-report clean-data browser
@@ -89,11 +90,12 @@ $(NLU_REPORT): $(TRAINING_INPUTS) tests/rasa_env/cross_validate.py | $(RASA_STAM
 nlu-report: $(NLU_REPORT)
 
 browser:
-	@if ! command -v chromium >/dev/null || ! fc-list :lang=ja 2>/dev/null | grep -q .; then \
-		echo "installing Debian's chromium and Japanese fonts for the browser tests"; \
+	@if ! command -v chromium >/dev/null || ! command -v faketime >/dev/null \
+			|| ! fc-list :lang=ja 2>/dev/null | grep -q .; then \
+		echo "installing Debian's chromium, Japanese fonts and faketime for the tests"; \
 		$(SUDO) apt-get update -q && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-			chromium fonts-noto-cjk fontconfig; \
+			chromium fonts-noto-cjk fontconfig faketime; \
 	fi
 
 setup: $(APP_STAMP) $(RASA_STAMP) index $(RASA_MODEL)

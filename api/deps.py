@@ -30,8 +30,9 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
-def get_city(engine: Annotated[Engine, Depends(get_engine)]) -> CityProfile:
-    return engine.city
+def get_city(request: Request) -> CityProfile:
+    """The city profile (its clock gives "today"); there even while the engine loads."""
+    return request.app.state.city
 
 
 def get_rasa_client(request: Request) -> httpx.AsyncClient:

@@ -37,9 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
-        app.state.chat_headers = pages.chat_headers(
-            CityProfile.load(settings.city_path).embed_origins
-        )
+        # The city profile for routes that need no engine (the editor's "today").
+        app.state.city = CityProfile.load(settings.city_path)
+        app.state.chat_headers = pages.chat_headers(app.state.city.embed_origins)
         app.state.engines = EngineHolder(app.state.settings)
         app.state.rasa_circuit = RasaCircuit(app.state.settings.rasa_retry_s)
         app.state.degraded_chat = None  # made with the engine, on first use

@@ -172,6 +172,7 @@ class RevisionPublic(BaseModel):
 class EntriesPublic(BaseModel):
     data: list[RevisionPublic]
     count: int
+    today: str = Field(description="The city's today (YYYY-MM-DD, its time zone).")
 
 
 class AuditEventPublic(BaseModel):
@@ -188,6 +189,7 @@ class EntryHistoryPublic(BaseModel):
     entry_id: str
     revisions: list[RevisionPublic]
     audit: list[AuditEventPublic]
+    today: str = Field(description="The city's today: which revision is in force, which due.")
 
 
 class ArchiveRequest(BaseModel):

@@ -158,11 +158,14 @@ def _index_published() -> None:
 
 
 def cmd_kb_export(args: argparse.Namespace) -> int:
+    from knowledge.city import CityProfile
     from knowledge.io import export_entries
     from knowledge.store import open_db
 
-    db = open_db(_settings().database_path)
-    count = export_entries(db, Path(args.path), args.format, as_of=args.as_of)
+    settings = _settings()
+    as_of = args.as_of or CityProfile.load(settings.city_path).today()  # the city's day
+    db = open_db(settings.database_path)
+    count = export_entries(db, Path(args.path), args.format, as_of=as_of)
     print(f"exported {count} entries to {args.path}")
     return 0
 
@@ -582,7 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
     kb_export = kb.add_parser("export", help="export every entry, in a stable order")
     kb_export.add_argument("path")
     kb_export.add_argument("--format", required=True, choices=formats)
-    kb_export.add_argument("--as-of", type=_date, help="the revisions in force on this date")
+    kb_export.add_argument(
+        "--as-of",
+        type=_date,
+        help="the revisions in force on this date (default: the city's today)",
+    )
     kb_export.set_defaults(func=cmd_kb_export)
     kb_validate = kb.add_parser("validate", help="check a file as an import would")
     kb_validate.add_argument("path")

@@ -406,7 +406,7 @@ class Engine:
 
     def search(self, query: str, *, as_of: dt.date | None = None, top_k: int = 5) -> Decision:
         """Rank the entries answered on ``as_of`` (default today) and decide."""
-        as_of = as_of or dt.date.today()
+        as_of = as_of or self.city.today()
         # A lone surrogate ("\ud800" in JSON) cannot be analysed: it becomes "?".
         query = query[:MAX_QUERY_CHARS].encode("utf-8", "replace").decode("utf-8")
         terms = content_terms(query)
@@ -518,7 +518,7 @@ class Engine:
         out again, all under the engine's lock; it appears as revision 0. The index after
         a preview ranks exactly as before it (BM25 statistics are integer counts).
         """
-        as_of = as_of or dt.date.today()
+        as_of = as_of or self.city.today()
         with self._lock:
             self.sync()
             now = [self.search(q, as_of=as_of) for q in queries]
@@ -576,7 +576,7 @@ class Engine:
         with self._lock:
             revisions = self.by_entry.get(entry_id, [])
             if revision is None:
-                chosen = revision_in_force(revisions, as_of or dt.date.today())
+                chosen = revision_in_force(revisions, as_of or self.city.today())
             else:
                 chosen = next((r for r in revisions if r.revision == revision), None)
             if chosen is None:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 import yaml
 
+from knowledge.clock import DEFAULT_TIMEZONE, city_now
 from knowledge.model import PLACEHOLDER, KnowledgeError
 
 DEFAULT_PROFILE = Path(__file__).with_name("city.yaml")
@@ -56,7 +57,7 @@ class CityProfile:
     main_phone: str
     address: str
     departments: dict[str, Department]
-    timezone: str = "Asia/Tokyo"
+    timezone: str = DEFAULT_TIMEZONE
     # Days the offices close besides weekends and national holidays, as "MM-DD".
     closed_dates: frozenset[str] = field(default_factory=frozenset)
     # The city's sites that may show the chat in the widget's frame ("https://host").
@@ -79,7 +80,7 @@ class CityProfile:
                     name: Department(name, str(d["phone"]), str(d["place"]))
                     for name, d in (data.get("departments") or {}).items()
                 },
-                timezone=str(data.get("timezone") or "Asia/Tokyo"),
+                timezone=str(data.get("timezone") or DEFAULT_TIMEZONE),
                 closed_dates=frozenset(
                     dt.date.fromisoformat(f"2000-{day}").strftime("%m-%d")
                     for day in hours.get("closed_dates") or []
@@ -123,8 +124,12 @@ class CityProfile:
         return ZoneInfo(self.timezone)
 
     def now(self) -> dt.datetime:
-        """The time at the city hall (not the server's time zone)."""
-        return dt.datetime.now(self.tz)
+        """The time at the city hall (not the server's time zone): knowledge.clock."""
+        return city_now(self.tz)
+
+    def today(self) -> dt.date:
+        """The city hall's calendar day, against which entries' dates are compared."""
+        return self.now().date()
 
     def is_business_day(self, day: dt.date) -> bool:
         """A weekday that is neither a national holiday (振替休日 and 国民の休日 included)

@@ -530,7 +530,8 @@ def export_entries(
     db: sqlite_utils.Database, path: Path, fmt: str, as_of: dt.date | None = None
 ) -> int:
     """Write one revision per entry to ``path``: the one in force on ``as_of`` (default
-    today), else the latest. Returns the number written.
+    the city's today, as in ``store.get_entry``), else the latest. Returns the number
+    written.
 
     YAML goes to a directory of ``<id>.yaml`` files unless ``path`` ends in .yaml/.yml.
     """

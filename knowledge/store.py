@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from knowledge.clock import city_today
 from knowledge.model import Entry, EntryNotFound, KnowledgeError, revision_in_force
 
 SCHEMA_VERSION = 5
@@ -351,11 +352,13 @@ def latest_revision(db: sqlite_utils.Database, entry_id: str) -> Entry | None:
 
 
 def get_entry(db: sqlite_utils.Database, entry_id: str, as_of: dt.date | None = None) -> Entry:
-    """The revision answered on ``as_of`` (default today), else the latest revision."""
+    """The revision answered on ``as_of``, else the latest revision. ``as_of`` defaults
+    to today in the default city time zone (knowledge.clock); a caller that holds a city
+    profile passes its ``today()``."""
     revisions = revisions_of(db, entry_id)
     if not revisions:
         raise EntryNotFound(entry_id)
-    return revision_in_force(revisions, as_of or dt.date.today()) or revisions[-1]
+    return revision_in_force(revisions, as_of or city_today()) or revisions[-1]
 
 
 def all_revisions(db: sqlite_utils.Database) -> dict[str, list[Entry]]:
@@ -376,13 +379,14 @@ def published_revisions(db: sqlite_utils.Database) -> list[Entry]:
 
 
 def current_entries(db: sqlite_utils.Database, as_of: dt.date | None = None) -> list[Entry]:
-    """One revision per entry: the one in force on ``as_of``, else the latest (for export)."""
+    """One revision per entry: the one in force on ``as_of``, else the latest (for export).
+    ``as_of`` defaults as in ``get_entry``."""
     return current_of(all_revisions(db), as_of)
 
 
 def current_of(revisions: dict[str, list[Entry]], as_of: dt.date | None = None) -> list[Entry]:
     """``current_entries`` of revisions already read (``all_revisions``)."""
-    day = as_of or dt.date.today()
+    day = as_of or city_today()
     return [revision_in_force(revs, day) or revs[-1] for revs in revisions.values()]
 
 

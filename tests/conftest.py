@@ -136,15 +136,10 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-@contextmanager
-def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env: str):
-    """The starter entries in ``home``, then Rasa, the actions and the API on free ports,
-    started by the launcher ``make run`` uses; yields (settings, client, stack)."""
-
-    import httpx
-
+def stack_home(home: Path, **settings_env: str) -> Settings:
+    """``home`` with the starter entries, their index and the trained Rasa model, and
+    free ports for the API, Rasa and the actions: ready for a stack to start."""
     from assistant.engine import Engine
-    from assistant.launcher import Stack
     from knowledge.io import import_entries
     from knowledge.store import open_db
 
@@ -162,6 +157,20 @@ def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env:
     Engine.load(settings)  # build the index once, before the servers start
     settings.rasa_model_path.parent.mkdir(parents=True)
     shutil.copy(built_rasa_model(), settings.rasa_model_path)
+    return settings
+
+
+@contextmanager
+def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env: str):
+    """The starter entries in ``home``, then Rasa, the actions and the API on free ports,
+    started by the launcher ``make run`` uses; yields (settings, client, stack)."""
+
+    import httpx
+
+    from assistant.launcher import Stack
+
+    settings = stack_home(home, **settings_env)
+    api = settings.api_port
     # All test traffic comes from 127.0.0.1: one "client" for the chat's rate limit and
     # the tickets it may open.
     unlimited = {

@@ -6,7 +6,7 @@ after the stack stops, none of its processes is left. Logs are JSON lines that t
 API's request to the action it caused.
 
 The tests run in file order on one stack (Rasa takes ~40 s to start) and each breaks a
-little more of it.
+little more of it; the last starts `madoguchi serve` itself and stops it with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import httpx
 import pytest
 
 from assistant.launcher import Stack
-from tests.conftest import running_stack
+from tests.conftest import running_stack, stack_home
 from tests.test_e2e import say
 
 pytestmark = pytest.mark.e2e
@@ -92,14 +94,14 @@ def test_a_hanging_rasa_is_bypassed_and_the_answer_is_the_same(stack):
     assert client.get("/api/health").json()["components"]["chat"] == {"status": "ok"}
 
 
-def wait_until_through_rasa(client, reference, timeout_s: float = 120.0) -> float:
-    """Seconds until a chat message is answered through Rasa again, with the same text."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
+def wait_until_through_rasa(client, reference, since: float, timeout_s: float = 120.0) -> float:
+    """Seconds from ``since`` (the kill) until a chat message is answered through Rasa
+    again, with the same text: within two minutes of the kill."""
+    while time.monotonic() - since < timeout_s:
         reply = say(client, QUESTION)
         if "degraded" not in reply:
             assert reply["replies"] == reference["replies"]
-            return time.monotonic() - started
+            return time.monotonic() - since
         assert reply["replies"] == reference["replies"]  # the engine, meanwhile, alike
         time.sleep(2.0)
     raise AssertionError(f"the chat did not go through Rasa again within {timeout_s:.0f} s")
@@ -126,7 +128,7 @@ def test_a_killed_action_server_is_bypassed_then_started_again(stack):
     assert health["status"] == "degraded"
     assert health["components"]["actions"]["status"] == "unreachable"
     assert any(reason.startswith("actions unreachable") for reason in health["reasons"])
-    back = wait_until_through_rasa(client, reference)
+    back = wait_until_through_rasa(client, reference, started)
     print(f"action server back, chat through Rasa again after {back:.0f} s")
     assert service(running, "actions").process.pid != actions.pid
     assert restarts(client)["actions"] == 1
@@ -158,7 +160,7 @@ def test_rasa_killed_mid_conversation_the_next_message_is_answered_alike(stack):
     metrics = client.get("/metrics").text
     assert 'madoguchi_chat_decisions_total{decision="answer",path="engine"}' in metrics
     assert 'madoguchi_chat_decisions_total{decision="answer",path="rasa"}' in metrics
-    back = wait_until_through_rasa(client, reference)
+    back = wait_until_through_rasa(client, reference, started)
     print(f"Rasa back, chat through Rasa again after {back:.0f} s")
     assert restarts(client)["rasa"] == 1
     assert client.get("/api/health").json()["status"] == "ok"
@@ -202,5 +204,46 @@ def test_after_stop_no_process_of_the_stack_is_left(stack):
     settings, _, running, _ = stack
     assert len(stack_processes(settings.home)) >= 3
     running.stop()
+    assert stack_processes(settings.home) == []
+    assert not (settings.home / "supervisor.json").exists()
+
+
+def test_ctrl_c_on_madoguchi_serve_leaves_no_process(tmp_path):
+    """``madoguchi serve`` as an operator runs it, on a stack of its own: Ctrl-C (SIGINT to
+    serve alone, as a terminal sends it: the children lead their own sessions) stops
+    the supervisor and every child, and serve exits 0."""
+    settings = stack_home(tmp_path / "home")
+    env = {
+        **os.environ,
+        "MADOGUCHI_HOME": str(settings.home),
+        "MADOGUCHI_ENCODER": str(settings.encoder_path),
+        "MADOGUCHI_API_PORT": str(settings.api_port),
+        "MADOGUCHI_RASA_PORT": str(settings.rasa_port),
+        "MADOGUCHI_ACTION_PORT": str(settings.action_port),
+        "PYTHONUNBUFFERED": "1",
+    }
+    output = tmp_path / "serve.out"
+    with output.open("wb") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "assistant.cli", "serve"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while "Madoguchi is running" not in output.read_text():
+            assert serve.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(1.0)
+        assert len(stack_processes(settings.home)) >= 4  # serve and its three children
+        assert (settings.home / "supervisor.json").exists()
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=90) == 0, output.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    assert "stopping..." in output.read_text()
     assert stack_processes(settings.home) == []
     assert not (settings.home / "supervisor.json").exists()

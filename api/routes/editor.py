@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import EditorUser, require_editor
-from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine
+from api.deps import AppSettings, City, KnowledgeDb, KnowledgeEngine
 from api.schemas import (
     SQLITE_INT_MAX,
     ArchiveRequest,
@@ -84,6 +84,7 @@ async def _run(function, *args, **kwargs):
 @router.get("", response_model=EntriesPublic)
 async def list_entries(
     db: KnowledgeDb,
+    city: City,
     status: str | None = None,
     category: str | None = None,
     department: str | None = None,
@@ -93,12 +94,14 @@ async def list_entries(
         bool, Query(description="only entries with a published revision taking effect later")
     ] = False,
 ) -> EntriesPublic:
-    """One revision per entry: the one in force on ``as_of`` (default today), else the
-    latest; ``latest_revision``/``latest_status`` tell of a newer draft or review."""
+    """One revision per entry: the one in force on ``as_of`` (default the city's today),
+    else the latest; ``latest_revision``/``latest_status`` tell of a newer draft or
+    review. ``today`` is the city's today, whatever ``as_of`` asked."""
 
+    city_today = city.today()
+    today = as_of or city_today
     revisions = await run_in_threadpool(all_revisions, db)
-    entries = current_of(revisions, as_of)
-    today = as_of or dt.date.today()
+    entries = current_of(revisions, today)
     if status:
         entries = [e for e in entries if e.status == status]
     if category:
@@ -124,7 +127,7 @@ async def list_entries(
         )
         for e in entries
     ]
-    return EntriesPublic(data=data, count=len(data))
+    return EntriesPublic(data=data, count=len(data), today=city_today.isoformat())
 
 
 @router.post("", response_model=RevisionPublic, status_code=201)
@@ -169,8 +172,9 @@ def revision_diff(old: Entry | None, new: Entry) -> list[dict]:
 
 
 @router.get("/{entry_id}/history", response_model=EntryHistoryPublic)
-async def history(entry_id: str, db: KnowledgeDb) -> EntryHistoryPublic:
-    """Every revision, oldest first, each with its changes from the one before."""
+async def history(entry_id: str, db: KnowledgeDb, city: City) -> EntryHistoryPublic:
+    """Every revision, oldest first, each with its changes from the one before; ``today``
+    (the city's) tells which is in force and which upcoming."""
     revisions = await run_in_threadpool(revisions_of, db, entry_id)
     if not revisions:
         raise HTTPException(404, detail=f"no entry with id {entry_id!r}")
@@ -183,6 +187,7 @@ async def history(entry_id: str, db: KnowledgeDb) -> EntryHistoryPublic:
             for before, r in zip(previous, revisions, strict=True)
         ],
         audit=[AuditEventPublic(**event) for event in events],
+        today=city.today().isoformat(),
     )
 
 
@@ -245,7 +250,7 @@ def outcome(engine: Engine, decision: Decision, draft: Entry | None = None) -> O
 def preview(body: PreviewRequest, engine: KnowledgeEngine) -> PreviewPublic:
     """How the chat would answer these questions now, and with this draft published
     (the draft is not saved; revision 0 in the results stands for it)."""
-    as_of = body.as_of or dt.date.today()
+    as_of = body.as_of or engine.city.today()
     draft = None
     if body.draft is not None:
         try:

@@ -77,7 +77,7 @@ async def changes(
 ) -> ChangesPublic:
     """Revisions published in the month, and revisions taking effect in it (upcoming ones
     after today), newest first. Days are the city hall's (its profile's time zone)."""
-    today = city.now().date()
+    today = city.today()
     if month is None:
         month = today.strftime("%Y-%m")
     elif not MONTH.fullmatch(month):

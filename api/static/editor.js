@@ -63,14 +63,17 @@
 
   // ---------------------------------------------------------------- small helpers
 
-  // Today in Japan as YYYY-MM-DD (dates in entries are the city's calendar days).
+  // The city's today as YYYY-MM-DD, as the server last said (the entries list and every
+  // history carry it): the marks agree with what residents are answered, whatever the
+  // clock or time zone of this computer.
+  let cityToday = "";
+
   function today() {
-    return new Intl.DateTimeFormat("en-CA", {
-      timeZone: "Asia/Tokyo",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-    }).format(new Date());
+    return cityToday;
+  }
+
+  function learnToday(data) {
+    if (data && typeof data.today === "string") cityToday = data.today;
   }
 
   function lines(text) {
@@ -261,6 +264,7 @@
     try {
       const data = await M.api("GET", "/api/entries" + (query ? "?" + query : ""));
       if (token !== listToken) return; // a newer search is on its way
+      learnToday(data);
       rememberValues(data.data);
       renderEntries(data.data);
       say($("entries-count"), data.count
@@ -503,6 +507,7 @@
   // Show a freshly loaded history. The form takes the latest revision's content unless
   // the editor has unsaved edits (those are never overwritten).
   function applyHistory(data, { fill }) {
+    learnToday(data);
     entry.revisions = data.revisions || [];
     entry.audit = data.audit || [];
     const newest = latest();
