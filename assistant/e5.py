@@ -249,8 +249,10 @@ def build_e5(output_dir: Path, source: Path | None = None) -> Path:
     from safetensors.numpy import save_file
     from transformers import PreTrainedTokenizerFast, XLMRobertaConfig
 
-    source = Path(source) if source else package_model_file()
-    if source is not None:
+    if source is None:
+        source = package_model_file()  # checked against the pinned checksum there
+    else:
+        source = Path(source)
         check_file(source)
     m = read_model(source)
     output_dir = Path(output_dir)

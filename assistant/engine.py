@@ -320,31 +320,34 @@ class Engine:
             for lexical in (self.lexical, self.chars):
                 lexical.add(key, *lexical_texts(entry))
 
-    def _index_dense(self, key: str, entry: Entry) -> None:
-        self._index_dense_many([(key, entry)])
-
     def _index_dense_many(self, items: list[tuple[str, Entry]]) -> None:
         """Add revisions to the dense indexes; their texts are encoded together (a batch
         is much faster than one text at a time), each role in one call."""
         if not items:
             return
-        rows = [
-            (k, kind, role, text) for k, e in items for kind, role, text in transformer_texts(e)
-        ]
-        vectors = np.zeros((len(rows), self.encoder.dimension), dtype="float32")
+        texts = [transformer_texts(entry) for _, entry in items]
+        flat = [row for rows in texts for row in rows]
+        vectors = np.zeros((len(flat), self.encoder.dimension), dtype="float32")
         for role in ("query", "passage"):
-            at = [i for i, row in enumerate(rows) if row[2] == role]
+            at = [i for i, (_, r, _) in enumerate(flat) if r == role]
             if at:
-                vectors[at] = self.encoder.encode([rows[i][3] for i in at], role)
-        for key, _ in items:
-            at = [i for i, row in enumerate(rows) if row[0] == key]
-            self.dense.add(key, [rows[i][1] for i in at], vectors[at])
+                vectors[at] = self.encoder.encode([flat[i][2] for i in at], role)
+        self._add_per_key(self.dense, items, [[k for k, _, _ in rows] for rows in texts], vectors)
         if self.word_dense is not None:
-            pairs = [(k, kind, text) for k, e in items for kind, text in entry_texts(e)]
-            word_vectors = self.word_encoder.encode([t for _, _, t in pairs], "passage")
-            for key, _ in items:
-                at = [i for i, row in enumerate(pairs) if row[0] == key]
-                self.word_dense.add(key, [pairs[i][1] for i in at], word_vectors[at])
+            pairs = [entry_texts(entry) for _, entry in items]
+            word_vectors = self.word_encoder.encode(
+                [t for rows in pairs for _, t in rows], "passage"
+            )
+            kinds = [[k for k, _ in rows] for rows in pairs]
+            self._add_per_key(self.word_dense, items, kinds, word_vectors)
+
+    @staticmethod
+    def _add_per_key(index: DenseIndex, items, kinds: list[list[str]], vectors) -> None:
+        """Each revision's rows, which lie one after another in ``vectors``."""
+        start = 0
+        for (key, _), row_kinds in zip(items, kinds, strict=True):
+            index.add(key, row_kinds, vectors[start : start + len(row_kinds)])
+            start += len(row_kinds)
 
     def _prune_out_of_scope(self) -> None:
         """Leave out the out-of-scope examples that this knowledge base answers."""
@@ -529,7 +532,7 @@ class Engine:
             original = self.revisions
             published = {k: e for k, e in original.items() if e.id != draft.id}
             published[key] = staged
-            self._index_dense(key, staged)
+            self._index_dense_many([(key, staged)])
             self._previewing = True
             try:
                 self._set_revisions(published)

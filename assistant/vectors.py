@@ -142,6 +142,8 @@ class Encoder:
         """Vectors for knowledge texts, from the cache where it has them."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype="float32")
         if self.cache is None:
             return self._encode(list(texts), role)
         keys = [VectorCache.key(role, t) for t in texts]
@@ -155,6 +157,4 @@ class Encoder:
             except sqlite3.Error as error:
                 log.warning("vector cache %s not written: %s", self.cache.path, error)
             found.update(new)
-        if not keys:
-            return np.zeros((0, self.dimension), dtype="float32")
         return np.stack([found[k] for k in keys]).astype("float32", copy=False)
