@@ -27,17 +27,11 @@ import sqlite_utils
 
 from assistant import dialogue
 from assistant.engine import Engine
+from knowledge.inquiries import PERSON_REQUEST
 from knowledge.model import EntryNotFound
 from knowledge.tickets import open_ticket, record_feedback
 
 _PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
-# A request for a person, said plainly (「職員と話したい」「担当の方に代わってください」);
-# NLU would catch more, but this needs none. A question about staff (「職員採用試験の
-# 日程は」) is not one.
-_PERSON = re.compile(
-    r"(職員|担当者|担当|オペレーター|人間|係の人|窓口の人)(の方|さん)?(と|に|へ)"
-    r"(話|代わ|かわ|替わ|つな|繋|相談)|人と話|電話で話"
-)
 # A typed choice is short (「2番目」「最後の」); a longer message is a question.
 MAX_CHOICE_CHARS = 12
 MAX_TURNS_KEPT = 50
@@ -159,7 +153,7 @@ class DegradedChat:
             if intent == "request_human":
                 return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
             message = ""  # another intent's payload says nothing to search for
-        if _PERSON.search(message):
+        if PERSON_REQUEST.search(message):
             return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
         offered = memory.offered_entries or []
         if offered and len(unicodedata.normalize("NFKC", message)) <= MAX_CHOICE_CHARS:

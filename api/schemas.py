@@ -222,6 +222,10 @@ class TicketPublic(BaseModel):
     reason: str
     channel: str
     page: str
+    question: str = Field(
+        description="The resident's last real inquiry before the handoff (not a request for "
+        "a person, a greeting or a button): the question that failed; empty if none."
+    )
     created_at: str
     updated_at: str
     waiting_s: int = Field(description="Seconds since the handoff (until resolved).")

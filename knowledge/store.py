@@ -25,9 +25,10 @@ from typing import Any
 import sqlite_utils
 
 from knowledge.clock import city_today
+from knowledge.inquiries import before_handoff, failed_question
 from knowledge.model import Entry, EntryNotFound, KnowledgeError, revision_in_force
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _LIST_FIELDS = ("questions", "documents", "tags")
 
 
@@ -192,6 +193,15 @@ def _add_session_activity(db: sqlite_utils.Database) -> None:
     db["auth_sessions"].add_column("client", str)
 
 
+def _add_ticket_question(db: sqlite_utils.Database) -> None:
+    """Version 6: the question that failed, chosen once when the ticket is opened (and
+    here, for older tickets, from the transcript as it was at the handoff)."""
+    db["tickets"].add_column("question", str)
+    for ticket_id, transcript in db.execute("SELECT id, transcript FROM tickets").fetchall():
+        question = failed_question(before_handoff(json.loads(transcript or "[]")))
+        db.execute("UPDATE tickets SET question = ? WHERE id = ?", [question, ticket_id])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -237,6 +247,8 @@ def migrate(db: sqlite_utils.Database) -> None:
             _add_account_tables(db)
         if version < 5:
             _add_session_activity(db)
+        if version < 6:
+            _add_ticket_question(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

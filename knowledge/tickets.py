@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from knowledge.inquiries import failed_question
 from knowledge.model import KnowledgeError, has_control_characters, has_html
 from knowledge.privacy import clean_page, mask_found, mask_personal_data
 from knowledge.store import now_iso, record_audit, write_transaction
@@ -51,6 +52,8 @@ class Ticket:
     created_at: str
     updated_at: str
     page: str = ""
+    # The resident's question that the assistant could not answer ("" if none was asked).
+    question: str = ""
     claimed_by: str = ""
     claimed_at: str = ""
     resolved_by: str = ""
@@ -73,6 +76,7 @@ def _ticket(row: dict) -> Ticket:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         page=row["page"] or "",
+        question=row["question"] or "",
         claimed_by=row["claimed_by"] or "",
         claimed_at=row["claimed_at"] or "",
         resolved_by=row["resolved_by"] or "",
@@ -100,18 +104,18 @@ def open_ticket(
     with write_transaction(db):
         existing = find_open_ticket(db, session_id)
         if existing is not None:
+            turns = existing.transcript + _masked_turns(transcript[len(existing.transcript) :])
             db["tickets"].update(
                 existing.id,
                 {
-                    "transcript": json.dumps(
-                        existing.transcript + _masked_turns(transcript[len(existing.transcript) :]),
-                        ensure_ascii=False,
-                    ),
+                    "transcript": json.dumps(turns, ensure_ascii=False),
+                    "question": existing.question or failed_question(turns),
                     "updated_at": stamp,
                 },
             )
             ticket_id = existing.id
         else:
+            turns = _masked_turns(transcript)
             ticket_id = (
                 db["tickets"]
                 .insert(
@@ -121,7 +125,8 @@ def open_ticket(
                         "reason": reason,
                         "channel": channel,
                         "page": clean_page(page),
-                        "transcript": json.dumps(_masked_turns(transcript), ensure_ascii=False),
+                        "transcript": json.dumps(turns, ensure_ascii=False),
+                        "question": failed_question(turns),
                         "candidates": json.dumps(candidates, ensure_ascii=False),
                         "created_at": stamp,
                         "updated_at": stamp,

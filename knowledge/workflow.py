@@ -36,7 +36,7 @@ from knowledge.store import (
     set_status,
     write_transaction,
 )
-from knowledge.tickets import Ticket, get_ticket, text_digest
+from knowledge.tickets import get_ticket, text_digest
 
 
 @dataclass(frozen=True)
@@ -269,33 +269,6 @@ def rollback(db: sqlite_utils.Database, entry_id: str, to_revision: int, *, acto
     return restored
 
 
-# Resident turns that are not a question about the city's business.
-_NOT_QUESTIONS = frozenset(
-    {
-        "request_human",
-        "none_of_these",
-        "feedback_positive",
-        "feedback_negative",
-        "choose_entry",
-        "affirm",
-        "deny",
-        "greet",
-        "thanks",
-        "goodbye",
-    }
-)
-
-
-def resident_question(ticket: Ticket) -> str:
-    """The resident's question in a handoff: their first message that asked something
-    (not a greeting, a button, or a request for a person); else their first message."""
-    said = [t for t in ticket.transcript if t.get("role") == "resident" and t.get("text")]
-    for turn in said:
-        if turn.get("intent") not in _NOT_QUESTIONS and not str(turn["text"]).startswith("/"):
-            return str(turn["text"]).strip()
-    return str(said[0]["text"]).strip() if said else ""
-
-
 def _free_id(db: sqlite_utils.Database, base: str) -> str:
     candidate, n = base, 1
     while latest_revision(db, candidate) is not None:
@@ -322,7 +295,7 @@ def propose_from_ticket(
     (:class:`WorkflowError`); editors merge a proposal into an entry themselves.
     """
     ticket = get_ticket(db, ticket_id)
-    question = (question or resident_question(ticket)).replace("\n", " ").strip()
+    question = (question or ticket.question).replace("\n", " ").strip()
     if answer is None:
         answer = "\n\n".join(
             str(t["text"]).strip() for t in ticket.transcript if t.get("role") == "staff"

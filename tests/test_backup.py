@@ -303,7 +303,8 @@ def test_restore_of_an_older_schema_migrates_it(starter_settings, tmp_path):
     with contextlib.closing(sqlite3.connect(old)) as conn:  # as schema version 2 was
         for table in ("chat_messages", "feedback", "auth_sessions", "login_failures", "users"):
             conn.execute(f"DROP TABLE {table}")
-        for column in ("page", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "note"):
+        columns = ("page", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "note")
+        for column in (*columns, "question"):
             conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")
     restore(old, starter_settings.database_path)

@@ -42,6 +42,7 @@ def public(ticket: Ticket) -> TicketPublic:
         reason=ticket.reason,
         channel=ticket.channel,
         page=ticket.page,
+        question=ticket.question,
         created_at=ticket.created_at,
         updated_at=ticket.updated_at,
         waiting_s=max(0, int(waited.total_seconds())),

@@ -2,9 +2,11 @@
 
 Every handoff is such a question: 「どれにも当てはまらない」, an answer that did not
 help (negative feedback), two messages the assistant could not place, a request for a
-person. Questions are grouped greedily, oldest first, by the cosine similarity of their
-embeddings (the engine's own encoder) to each group's first question; the biggest group
-comes first, and each gets the entry the engine finds nearest, if any.
+person. The question is the resident's last real inquiry before the handoff, chosen when
+the ticket was opened (``knowledge.inquiries``). Questions are grouped greedily, oldest
+first, by the cosine similarity of their embeddings (the engine's own encoder) to each
+group's first question; the biggest group comes first, and each gets the entry the
+engine finds nearest, if any.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from api.deps import KnowledgeDb, KnowledgeEngine
 from api.schemas import CandidateBrief, UnansweredGroup, UnansweredItem, UnansweredPublic
 from assistant.engine import Engine
 from knowledge.tickets import list_tickets
-from knowledge.workflow import resident_question
 
 router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])
 SIMILAR = 0.8  # cosine similarity at which two questions count as the same question
@@ -38,7 +39,7 @@ def unanswered_items(db, days: int) -> list[UnansweredItem]:
     for ticket in list_tickets(db):
         if ticket.created_at < since:
             continue
-        text = resident_question(ticket)
+        text = ticket.question
         if not text:
             continue
         answered = ticket.candidates[0].get("entry_id") if ticket.candidates else None

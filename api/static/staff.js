@@ -126,11 +126,6 @@
     return Boolean(value && value.id !== undefined && Array.isArray(value.transcript));
   }
 
-  function firstResidentText(ticket) {
-    const turn = (ticket.transcript || []).find((t) => t.role === "resident");
-    return turn ? String(turn.text || "") : "";
-  }
-
   // ---- answer lookup ---------------------------------------------------------------
 
   function createLookup() {
@@ -376,7 +371,8 @@
         : M.duration(t.waiting_s || 0) + "待ち";
       const parts = [
         REASONS[t.reason] || t.reason,
-        truncate(firstResidentText(t), 60) || "（メッセージなし）",
+        // The question that failed, chosen by the server (knowledge.inquiries).
+        truncate(t.question || "", 60) || "（具体的なご質問はありません）",
         when + (t.claimed_by ? "・担当：" + t.claimed_by : "・未担当"),
       ];
       const signature = parts.join("\n");
@@ -674,7 +670,7 @@
     // ---- proposal: the conversation as a draft entry for the editors ----
 
     function prefillProposal() {
-      const question = firstResidentText(current).trim();
+      const question = String(current.question || "").trim();
       const replies = (current.transcript || [])
         .filter((turn) => turn.role === "staff")
         .map((turn) => String(turn.text || "").trim())
