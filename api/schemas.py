@@ -163,6 +163,11 @@ class RevisionPublic(BaseModel):
         default=None, description="In lists: the entry's newest revision (a draft, say)."
     )
     latest_status: str | None = None
+    upcoming_from: str | None = Field(
+        default=None,
+        description="In lists: the 施行日 of the next published revision still to take "
+        "effect, if any (the revision shown is the one in force).",
+    )
     diff: list[dict] | None = Field(
         default=None,
         description="In histories: changes from the revision before, per field, by line.",
@@ -190,6 +195,10 @@ class EntryHistoryPublic(BaseModel):
     revisions: list[RevisionPublic]
     audit: list[AuditEventPublic]
     today: str = Field(description="The city's today: which revision is in force, which due.")
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="A readable name for each author, reviewer and audit actor.",
+    )
 
 
 class ArchiveRequest(BaseModel):
@@ -236,6 +245,11 @@ class TicketPublic(BaseModel):
     note: str
     transcript: list[TurnPublic]
     candidates: list[dict]
+    names: dict[str, str] = Field(
+        default_factory=dict,
+        description="A readable name for each person on the ticket (claimed_by, "
+        "resolved_by, reply authors): the display name, or 「管理者（コマンド）」 for the CLI.",
+    )
     masked: list[str] = Field(
         default_factory=list,
         description="After a reply or resolve: the kinds of personal data masked in the "
@@ -326,6 +340,10 @@ class ChangePublic(BaseModel):
     kind: Literal["published", "takes_effect"]
     date: str
     upcoming: bool
+    imported: bool = Field(
+        default=False,
+        description="The revision came from a bulk import (the staff page folds these away).",
+    )
 
 
 class ChangesPublic(BaseModel):

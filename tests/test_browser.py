@@ -484,6 +484,117 @@ def test_staff_cannot_open_the_editor(stack, base, browser, console):
         assert response.status == 403
 
 
+# ---- issue 17, staff and editor side: the question that failed, no internal names on
+# staff pages, [hidden] that hides, the author's approve button ----
+
+# What staff must never read: intent and reason names, and command-line actors.
+INTERNAL_NAMES = re.compile(
+    r"\b(greet|goodbye|thanks|affirm|deny|bot_challenge|inquiry|request_human|out_of_scope|"
+    r"choose_entry|none_of_these|feedback_positive|feedback_negative|nlu_fallback|"
+    r"requested_human|negative_feedback|two_failed_turns|assistant_error)\b|cli:"
+)
+FAILED_QUESTION = "隣の家の木の枝がうちの庭に伸びてきて困っています"
+
+
+def test_the_inbox_and_the_unanswered_queue_show_the_question_that_failed(
+    stack, base, browser, console
+):
+    from knowledge.accounts import add_user
+    from knowledge.store import get_entry, open_db
+    from knowledge.workflow import save_draft
+
+    settings, _ = stack
+    entry_id = staff_answer(stack, "粗大ごみを出したい")["results"][0]["entry_id"]
+    db = open_db(settings.database_path)
+    try:
+        add_user(db, "kimura", "staff", PASSWORD, display_name="木村")
+        content = {**get_entry(db, entry_id).content(), "staff_notes": "コマンドから追記したメモ"}
+        save_draft(db, content, actor="cli:operator")
+    finally:
+        db.close()
+
+    with (
+        person(browser, console, "resident") as resident,
+        person(browser, console, "kimura") as staff,
+    ):
+        resident.goto(base + "/")
+        ask(resident, "こんにちは")
+        ask(resident, FAILED_QUESTION)
+        ask(resident, "人と話したい")
+        resident.locator("#handoff-state").wait_for(state="visible")
+
+        log_in(staff, base, "kimura", "/staff")
+        staff.click("#inbox-views button[data-view='new']")
+        card = staff.locator("#tickets li", has_text=FAILED_QUESTION).first
+        assert card.locator(".ticket-question").inner_text() == FAILED_QUESTION
+        card.locator("button.open-ticket").click()
+        staff.locator("#ticket").wait_for(state="visible")
+        # The proposal form stays hidden until its button opens it, then starts from the
+        # question that failed (not 「人と話したい」).
+        assert not staff.locator("#propose-form").is_visible()
+        staff.click("#propose")
+        staff.locator("#propose-form").wait_for(state="visible")
+        assert staff.input_value("#propose-question") == FAILED_QUESTION
+        staff.click("#claim")
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('木村')")
+        transcript = staff.locator("#transcript").inner_text()
+        assert "解釈：職員希望" in transcript and "解釈：挨拶" in transcript
+        shot(staff, "staff-ticket-question")
+        assert INTERNAL_NAMES.findall(staff.locator("main").text_content()) == []
+
+    with person(browser, console, "editor") as editor:
+        log_in(editor, base, "suzuki", "/editor")
+        editor.goto(base + "/editor#unanswered")
+        editor.locator("#unanswered-groups li").first.wait_for()
+        queue = editor.locator("#unanswered-groups").text_content()
+        assert FAILED_QUESTION in queue
+        headings = editor.locator("#unanswered-groups h3").all_inner_texts()
+        assert "人と話したい" not in headings
+        assert INTERNAL_NAMES.findall(editor.locator("main").text_content()) == []
+        # The history names the command line plainly.
+        editor.goto(f"{base}/editor#entry={entry_id}")
+        editor.locator("#history li.revision").first.wait_for()
+        history = editor.locator("#history").text_content()
+        assert "管理者（コマンド）" in history
+        assert INTERNAL_NAMES.findall(history) == []
+
+
+def test_the_author_cannot_approve_and_the_history_has_one_revision_in_force(
+    stack, base, browser, console
+):
+    question = "住民票の写しがほしい"
+    entry_id = staff_answer(stack, question)["results"][0]["entry_id"]
+    added = "窓口が混み合う月曜の午前は、コンビニ交付もご利用ください。"
+    with person(browser, console, "suzuki", viewport={"width": 1280, "height": 800}) as writer:
+        log_in(writer, base, "suzuki", "/editor")
+        writer.goto(f"{base}/editor#entry={entry_id}")
+        until(writer, "document.querySelector('#f-answer').value.length > 0")
+        # The buttons stay on screen while the top of the long form is read.
+        writer.evaluate("window.scrollTo(0, 0)")
+        box = writer.locator("#save-draft").bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 800
+        writer.fill("#f-answer", writer.input_value("#f-answer") + "\n\n" + added)
+        writer.fill("#preview-questions", question)
+        writer.click("#preview-run")
+        # The preview marks the sentence the draft adds.
+        writer.locator("#preview-results .changed-sentences ins", has_text=added).wait_for()
+        writer.click("#save-draft")
+        until(writer, "document.querySelector('#entry-status').textContent.includes('下書き')")
+        writer.click("#submit-review")
+        until(writer, "document.querySelector('#entry-status').textContent.includes('確認待ち')")
+        assert writer.locator("#approve").is_disabled()
+        assert "別の編集者" in writer.locator("#action-note").inner_text()
+        shot(writer, "editor-author-cannot-approve")
+    with person(browser, console, "tanaka") as reviewer:
+        log_in(reviewer, base, "tanaka", "/editor")
+        reviewer.goto(f"{base}/editor#entry={entry_id}")
+        reviewer.locator("#approve:enabled").click()
+        until(reviewer, "document.querySelector('#entry-status').textContent.includes('公開中')")
+        reviewer.locator("#history li.revision").nth(1).wait_for()
+        badges = reviewer.locator("#history li.revision h4 .badge").all_inner_texts()
+        assert badges.count("公開中") == 1 and badges[0] == "公開中"
+
+
 def test_screenshots_exist(stack):
     """Run last: every page has its screenshot (the README's images come from here)."""
     wanted = ["chat", "staff-lookup", "staff-ticket", "editor-list", "editor-preview", "widget"]

@@ -97,6 +97,9 @@ def test_changes_lists_publications_and_upcoming_effective_dates(client):
     this_month = client.get("/api/changes", headers=staff(client)).json()
     mine = [c for c in this_month["changes"] if c["entry_id"] == ENTRY]
     assert {(c["kind"], c["revision"]) for c in mine} >= {("published", made["revision"])}
+    # The starter import is marked, so the staff page folds it away; an editor's change is not.
+    assert [c["imported"] for c in mine if c["revision"] == made["revision"]] == [False]
+    assert any(c["imported"] and c["revision"] == 1 for c in this_month["changes"])
     april = client.get("/api/changes", params={"month": "2099-04"}, headers=staff(client))
     assert [
         (c["entry_id"], c["kind"], c["date"], c["upcoming"]) for c in april.json()["changes"]
@@ -106,7 +109,9 @@ def test_changes_lists_publications_and_upcoming_effective_dates(client):
         bad = client.get("/api/changes", params={"month": month}, headers=staff(client))
         assert bad.status_code == 422
     upcoming = client.get("/api/entries", params={"upcoming": True}, headers=editor(client))
-    assert [e["entry_id"] for e in upcoming.json()["data"]] == [ENTRY]
+    assert [(e["entry_id"], e["upcoming_from"]) for e in upcoming.json()["data"]] == [
+        (ENTRY, "2099-04-01")
+    ]
 
 
 def test_lists_tell_of_a_newer_draft_and_history_has_diffs(client):
@@ -120,6 +125,8 @@ def test_lists_tell_of_a_newer_draft_and_history_has_diffs(client):
     history = client.get(f"/api/entries/{ENTRY}/history", headers=editor(client)).json()
     first, second = history["revisions"]
     assert {d["field"] for d in first["diff"]} >= {"id", "title", "answer"}  # vs nothing
+    # The first version's empty fields are not 「追加」 (issue 17).
+    assert all(any(line["text"] for line in d["lines"]) for d in first["diff"])
     (answer_diff,) = second["diff"]
     assert answer_diff["field"] == "answer"
     assert answer_diff["lines"][-1] == {"op": "insert", "text": "受付時間が変わりました。"}

@@ -29,6 +29,7 @@ from api.schemas import (
 )
 from assistant.engine import Decision, Engine
 from knowledge import workflow
+from knowledge.actors import actor_names
 from knowledge.model import (
     SCHEMA_FIELDS,
     Entry,
@@ -81,6 +82,13 @@ async def _run(function, *args, **kwargs):
         raise editor_error(error) from None
 
 
+def next_effective(revisions: list[Entry], today: dt.date) -> str | None:
+    """The earliest 施行日 after ``today`` of a published revision (YYYY-MM-DD), if any."""
+    due = [r.valid_from for r in revisions if r.status == "published" and r.valid_from]
+    later = sorted(day for day in due if day > today)
+    return later[0].isoformat() if later else None
+
+
 @router.get("", response_model=EntriesPublic)
 async def list_entries(
     db: KnowledgeDb,
@@ -111,19 +119,13 @@ async def list_entries(
     if q:
         entries = [e for e in entries if q in e.title or any(q in x for x in e.questions)]
     if upcoming:
-        entries = [
-            e
-            for e in entries
-            if any(
-                r.status == "published" and r.valid_from and r.valid_from > today
-                for r in revisions[e.id]
-            )
-        ]
+        entries = [e for e in entries if next_effective(revisions[e.id], today)]
     data = [
         public_revision(
             e,
             latest_revision=revisions[e.id][-1].revision,
             latest_status=revisions[e.id][-1].status,
+            upcoming_from=next_effective(revisions[e.id], today),
         )
         for e in entries
     ]
@@ -144,7 +146,7 @@ async def save_draft(
 
 
 def _lines(value) -> list[str]:
-    if value is None:
+    if value is None or value == "":  # an empty field has no lines (not one empty line)
         return []
     if isinstance(value, list):
         return [str(v) for v in value]
@@ -188,6 +190,13 @@ async def history(entry_id: str, db: KnowledgeDb, city: City) -> EntryHistoryPub
         ],
         audit=[AuditEventPublic(**event) for event in events],
         today=city.today().isoformat(),
+        names=await run_in_threadpool(
+            actor_names,
+            db,
+            [r.author for r in revisions]
+            + [r.reviewer for r in revisions]
+            + [event["actor"] for event in events],
+        ),
     )
 
 

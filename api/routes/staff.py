@@ -69,6 +69,13 @@ def lookup_answers(
     )
 
 
+def imported_revisions(db) -> set[tuple[str, int]]:
+    """Revisions a bulk import made (``madoguchi import``, the starter entries): not
+    changes staff need to read one by one."""
+    rows = db.execute("SELECT entry_id, revision FROM audit WHERE action = 'import'").fetchall()
+    return {(entry_id, revision) for entry_id, revision in rows}
+
+
 @router.get("/changes", response_model=ChangesPublic)
 async def changes(
     db: KnowledgeDb,
@@ -85,6 +92,7 @@ async def changes(
             422, detail=[{"loc": ["query", "month"], "msg": "month must be YYYY-MM"}]
         )
     revisions = await run_in_threadpool(all_revisions, db)
+    imported = await run_in_threadpool(imported_revisions, db)
     found: list[ChangePublic] = []
     for entry_revisions in revisions.values():
         for entry in entry_revisions:
@@ -109,6 +117,7 @@ async def changes(
                             kind=kind,
                             date=day.isoformat(),
                             upcoming=day > today,
+                            imported=(entry.id, entry.revision) in imported,
                         )
                     )
     found.sort(key=lambda c: (c.date, c.entry_id, c.revision, c.kind), reverse=True)

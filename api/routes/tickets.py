@@ -25,6 +25,7 @@ from api.schemas import (
     TicketsPublic,
 )
 from knowledge import tickets, workflow
+from knowledge.actors import actor_names
 from knowledge.model import InvalidEntry, WorkflowError
 from knowledge.tickets import InvalidReply, Ticket, TicketClosed, TicketNotFound
 
@@ -32,7 +33,18 @@ TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(require_staff)])
 
 
-def public(ticket: Ticket) -> TicketPublic:
+def people_on(ticket: Ticket) -> set[str]:
+    return {ticket.claimed_by, ticket.resolved_by} | {
+        str(turn.get("author") or "") for turn in ticket.transcript
+    }
+
+
+def people(db, found: list[Ticket]) -> dict[str, str]:
+    """Readable names for everyone who handled ``found``."""
+    return actor_names(db, {actor for ticket in found for actor in people_on(ticket)})
+
+
+def public(ticket: Ticket, names: dict[str, str]) -> TicketPublic:
     start = dt.datetime.fromisoformat(ticket.created_at)
     end = dt.datetime.fromisoformat(ticket.resolved_at) if ticket.resolved_at else None
     waited = (end or dt.datetime.now(dt.timezone.utc)) - start
@@ -53,13 +65,19 @@ def public(ticket: Ticket) -> TicketPublic:
         note=ticket.note,
         transcript=ticket.transcript,
         candidates=ticket.candidates,
+        names={actor: names[actor] for actor in people_on(ticket) if actor in names},
         masked=list(ticket.masked),
     )
 
 
-async def _change(call, *args) -> TicketPublic:
+def _with_names(db, ticket: Ticket) -> TicketPublic:
+    return public(ticket, people(db, [ticket]))
+
+
+async def _change(call, db, *args) -> TicketPublic:
     try:
-        return public(await run_in_threadpool(call, *args))
+        ticket = await run_in_threadpool(call, db, *args)
+        return await run_in_threadpool(_with_names, db, ticket)
     except TicketNotFound as error:
         raise HTTPException(404, detail=str(error)) from None
     except TicketClosed as error:
@@ -87,7 +105,9 @@ def list_tickets(
         found = [t for t in found if t.claimed_by == user.name]
     if view in ("resolved", "all"):
         found.reverse()
-    data = [public(t) for t in found[:limit]]
+    found = found[:limit]
+    names = people(db, found)
+    data = [public(t, names) for t in found]
     return TicketsPublic(data=data, count=len(data))
 
 

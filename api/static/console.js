@@ -111,6 +111,42 @@
     });
   }
 
+  // A plain mark beside a raw score or confidence (0–1), for readers who do not weigh
+  // decimals: the number stays for those who do.
+  function strength(value) {
+    if (typeof value !== "number" || Number.isNaN(value)) return "";
+    if (value >= 0.9) return "高";
+    if (value >= 0.5) return "中";
+    return "低";
+  }
+
+  function scoreText(value, digits) {
+    const mark = strength(value);
+    return mark ? mark + "（" + value.toFixed(digits) + "）" : "—";
+  }
+
+  // What NLU took a resident's message to be, in staff words (never the intent's name).
+  const INTENT_LABELS = {
+    greet: "挨拶",
+    goodbye: "終わりの挨拶",
+    thanks: "お礼",
+    affirm: "肯定（はい）",
+    deny: "否定（いいえ）",
+    bot_challenge: "自動応答かどうかの確認",
+    inquiry: "問い合わせ",
+    request_human: "職員希望",
+    out_of_scope: "対象外の話題",
+    choose_entry: "候補の選択",
+    none_of_these: "候補に該当なし",
+    feedback_positive: "解決した（評価）",
+    feedback_negative: "解決しなかった（評価）",
+    nlu_fallback: "解釈できず",
+  };
+
+  function intentLabel(name) {
+    return INTENT_LABELS[name] || "その他";
+  }
+
   async function logout() {
     await api("POST", "/api/auth/logout");
     location.href = "/login";
@@ -133,6 +169,9 @@
     api,
     el,
     duration,
+    intentLabel,
+    scoreText,
+    strength,
     when,
     logout,
     requireLogin,

@@ -27,9 +27,9 @@
   };
   const KIND_LABELS = {
     handoff: "職員に引き継ぎ",
-    negative_feedback: "解決せず",
-    none_of_these: "該当なし",
-    two_failed_turns: "伝わらず",
+    negative_feedback: "回答で解決しなかった",
+    none_of_these: "候補に該当なし",
+    two_failed_turns: "回答できなかった質問",
   };
   const FIELD_LABELS = {
     id: "エントリID",
@@ -171,6 +171,14 @@
     return el("span", { className: "badge status-" + status }, STATUS_LABELS[status] || status);
   }
 
+  // In the history only the revision in force reads 「公開中」: an older published one was
+  // replaced, a later one waits for its 施行日.
+  function historyBadge(r, live) {
+    if (r.status !== "published" || (live && live.revision === r.revision)) return statusBadge(r.status);
+    const label = r.valid_from && r.valid_from > today() ? "公開予定" : "公開終了（新しい版に交代）";
+    return el("span", { className: "badge status-superseded" }, label);
+  }
+
   function entryHash(id) {
     return "#entry=" + encodeURIComponent(id);
   }
@@ -301,6 +309,12 @@
     return text;
   }
 
+  // The 施行日 of the revision in force, and of a published one still to come.
+  function validFromCell(r) {
+    if (!r.upcoming_from) return r.valid_from || "—";
+    return [r.valid_from, r.upcoming_from + "（新しい版の施行予定）"].filter(Boolean).join("／");
+  }
+
   function renderEntries(revisions) {
     const rows = revisions.map((r) =>
       el("tr", {},
@@ -310,7 +324,7 @@
         el("td", {}, r.category || "—"),
         el("td", {}, r.department || "—"),
         el("td", { className: "status-cell status-" + r.status }, listStatus(r)),
-        el("td", {}, r.valid_from || "—"),
+        el("td", {}, validFromCell(r)),
         el("td", {}, M.when(r.published_at || r.created_at))));
     $("entries").tBodies[0].replaceChildren(...rows);
   }
@@ -338,6 +352,7 @@
     key: null, // the id of the entry in the form, "" for a new one, null when none is loaded
     revisions: [], // ascending; the form edits the last one
     audit: [],
+    names: {}, // actor → a readable name (display names; 「管理者（コマンド）」 for the CLI)
     baseline: "", // the saved content, to tell whether the form has unsaved edits
     dirty: false,
     busy: false,
@@ -425,6 +440,7 @@
     entry.key = null;
     entry.revisions = [];
     entry.audit = [];
+    entry.names = {};
     entry.dirty = false;
     $("entry-heading").textContent = heading;
     $("entry-status").textContent = "";
@@ -510,6 +526,7 @@
     learnToday(data);
     entry.revisions = data.revisions || [];
     entry.audit = data.audit || [];
+    entry.names = data.names || {};
     const newest = latest();
     const saved = contentOf(newest);
     if (fill || !entry.dirty) fillForm(saved);
@@ -559,7 +576,9 @@
     const status = saved ? newest.status : null;
     const scheduled = saved && newest.valid_from && newest.valid_from > today();
     $("submit-review").disabled = entry.busy || entry.dirty || status !== "draft";
-    $("approve").disabled = entry.busy || entry.dirty || status !== "in_review";
+    // Two people see every change: the author of a revision may not approve it.
+    const own = status === "in_review" && M.user() && newest.author === M.user().name;
+    $("approve").disabled = entry.busy || entry.dirty || status !== "in_review" || own;
     $("approve").textContent = status === "in_review" && scheduled
       ? "承認して予約公開（" + newest.valid_from + " から）"
       : "承認して公開";
@@ -570,7 +589,7 @@
     if (entry.key === "") note = "新しいエントリは、まず下書き保存してください。";
     else if (entry.dirty && (status === "draft" || status === "in_review")) {
       note = "保存していない変更があります。確認の依頼や承認の前に、下書き保存してください。";
-    } else if (status === "in_review" && M.user() && newest.author === M.user().name) {
+    } else if (own) {
       note = "この版はご自身が作成したものです。承認は別の編集者が行います。";
     }
     $("action-note").textContent = note;
@@ -820,6 +839,27 @@
     return outcome ? [outcome.decision, outcome.entry_id, outcome.text].join("\u0000") : "";
   }
 
+  // The sentences of an answer (split after 。！？ and at line ends), to mark what changed.
+  function sentences(text) {
+    return String(text || "").split(/\n+|(?<=[。！？])/).map((s) => s.trim()).filter(Boolean);
+  }
+
+  function onlyIn(text, other, tag) {
+    const theirs = new Set(sentences(other));
+    const only = sentences(text).filter((s) => !theirs.has(s));
+    if (!only.length) return "（なし）";
+    return el("ul", { className: "changed-sentences" }, only.map((s) => el("li", {}, el(tag, {}, s))));
+  }
+
+  // Under two whole answers, the sentences that differ: removed now, added by the draft.
+  function sentenceRow(now, draft) {
+    if (!draft || !now.text || !draft.text || now.text === draft.text) return null;
+    return el("tr", { className: "changed sentences" },
+      el("th", { scope: "row" }, "変わった文"),
+      el("td", {}, el("span", { className: "vh" }, "削除される文："), onlyIn(now.text, draft.text, "del")),
+      el("td", {}, el("span", { className: "vh" }, "追加される文："), onlyIn(draft.text, now.text, "ins")));
+  }
+
   function renderPreview(data) {
     let changed = 0;
     const tables = data.results.map((result, index) => {
@@ -848,8 +888,9 @@
         el("tbody", {},
           row("判定", (o) => DECISION_LABELS[o.decision] || o.decision, same("decision")),
           row("エントリ", outcomeEntry, !draft || entrySignature(now) === entrySignature(draft)),
-          row("確信度", (o) => (typeof o.confidence === "number" ? o.confidence.toFixed(2) : "—"), true),
-          row("回答文", (o) => (o.text ? rendered(o.text) : "（回答文なし）"), same("text")))));
+          row("確信度", (o) => M.scoreText(o.confidence, 2), true),
+          row("回答文", (o) => (o.text ? rendered(o.text) : "（回答文なし）"), same("text")),
+          sentenceRow(now, draft))));
     });
     $("preview-results").replaceChildren(
       el("p", { className: "preview-as-of" }, "基準日：" + data.as_of),
@@ -879,19 +920,24 @@
 
   const EQUAL_CONTEXT = 2; // unchanged lines kept visible next to a change
 
+  // Who did it, by display name (the server's names; 「管理者（コマンド）」 for the CLI).
+  function personName(actor) {
+    return actor ? entry.names[actor] || actor : "";
+  }
+
   function renderHistory() {
     const live = inForce(entry.revisions, today());
     const items = [...entry.revisions].reverse().map((r) => {
       const meta = [
-        ["作成", [r.author, M.when(r.created_at)].filter(Boolean).join("・")],
-        ["承認", [r.reviewer, M.when(r.published_at)].filter(Boolean).join("・")],
+        ["作成", [personName(r.author), M.when(r.created_at)].filter(Boolean).join("・")],
+        ["承認", [personName(r.reviewer), M.when(r.published_at)].filter(Boolean).join("・")],
         ["施行日", r.valid_from],
         ["終了日", r.valid_until],
       ].filter(([, value]) => value);
       const canRestore = (r.status === "published" || r.status === "archived") &&
         !(live && live.revision === r.revision);
       return el("li", { className: "revision" },
-        el("h4", {}, "第" + r.revision + "版 ", statusBadge(r.status),
+        el("h4", {}, "第" + r.revision + "版 ", historyBadge(r, live),
           live && live.revision === r.revision ? el("span", { className: "in-force" }, "回答に使用中") : null),
         el("dl", { className: "meta" }, meta.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)])),
         renderDiff(r.diff || []),
@@ -967,7 +1013,7 @@
     const rows = events.map((e) =>
       el("tr", {},
         el("td", {}, M.when(e.at)),
-        el("td", {}, e.actor),
+        el("td", {}, personName(e.actor)),
         el("td", {}, actionLabel(e.action)),
         el("td", {}, e.revision ? "第" + e.revision + "版" : "—"),
         el("td", {}, e.detail && e.detail.reason ? "理由：" + e.detail.reason : "")));

@@ -11,11 +11,13 @@
   const REASONS = {
     requested_human: "職員との会話を希望",
     none_of_these: "候補に該当なし",
-    negative_feedback: "回答で解決せず",
-    two_failed_turns: "質問が伝わらず",
+    negative_feedback: "回答で解決しなかった",
+    two_failed_turns: "回答できなかった質問",
     assistant_error: "システム不具合",
     stale_choice: "古い選択肢",
+    choice_unavailable: "選ばれた回答が公開停止",
   };
+  const reasonLabel = (reason) => REASONS[reason] || "その他";
   const SPEAKERS = { resident: "住民", assistant: "自動応答", staff: "職員" };
   const CHANGE_KINDS = { published: "公開", takes_effect: "適用開始" };
   const EMPTY_VIEWS = {
@@ -122,6 +124,13 @@
     return copied;
   }
 
+  // A person on a ticket by their display name (the server's names), never a login name
+  // such as cli:operator.
+  function who(ticket, actor) {
+    return (ticket && ticket.names && ticket.names[actor]) || (actor === (M.user() || {}).name
+      ? M.user().display_name || actor : actor);
+  }
+
   function isTicket(value) {
     return Boolean(value && value.id !== undefined && Array.isArray(value.transcript));
   }
@@ -185,7 +194,7 @@
         handoff: "チャットでは職員に引き継がれる質問です（近い候補）",
       };
       let text = texts[data.decision] || "チャットの判定：" + data.decision;
-      if (typeof data.confidence === "number") text += "　確信度 " + data.confidence.toFixed(2);
+      if (typeof data.confidence === "number") text += "　確信度 " + M.scoreText(data.confidence, 2);
       if (!data.results.length) text += "。該当する回答はありません。";
       return text;
     }
@@ -228,7 +237,7 @@
         ["有効期間", validity(r.valid_from, r.valid_until)],
         ["職員メモ", notes, "staff-notes"],
         ["出典", externalLink(r.source_url)],
-        ["スコア", el("small", {}, Number(r.score).toFixed(3))],
+        ["一致度", el("small", {}, M.scoreText(Number(r.score), 3))],
       ];
       return el("dl", { className: "facts" }, rows
         .filter(([, value]) => value !== null && value !== undefined && value !== "")
@@ -279,9 +288,13 @@
         const data = await M.api("GET", "/api/changes" + (value ? "?month=" + encodeURIComponent(value) : ""));
         if (mine !== latest) return;
         if (!month.value) month.value = data.month;
-        list.replaceChildren(...data.changes.map(changeItem));
+        // A bulk import (the starter entries, say) is one line, opened on demand: it
+        // would otherwise bury the month's real changes.
+        const edited = data.changes.filter((c) => !c.imported);
+        const imported = data.changes.filter((c) => c.imported);
+        list.replaceChildren(...edited.map(changeItem), ...(imported.length ? [importedItem(imported)] : []));
         note.textContent = formatMonth(data.month) + (data.changes.length
-          ? "の変更：" + data.changes.length + "件"
+          ? "の変更：" + edited.length + "件" + (imported.length ? "（ほかに一括取り込み " + imported.length + "件）" : "")
           : "の変更はありません。");
       } catch (error) {
         if (mine !== latest) return;
@@ -298,6 +311,13 @@
           c.upcoming && el("span", { className: "badge upcoming" }, "予定")),
         el("button", { type: "button", className: "link change-title", onclick: () => onPick(c.title) }, c.title),
         c.department && el("p", { className: "department" }, c.department));
+    }
+
+    function importedItem(changes) {
+      return el("li", { className: "change imported" },
+        el("details", {},
+          el("summary", {}, "一括取り込み（" + changes.length + "件）"),
+          el("ul", { className: "changes" }, changes.map(changeItem))));
     }
 
     month.addEventListener("change", load);
@@ -370,10 +390,10 @@
         ? "対応済み " + M.when(t.resolved_at)
         : M.duration(t.waiting_s || 0) + "待ち";
       const parts = [
-        REASONS[t.reason] || t.reason,
+        reasonLabel(t.reason),
         // The question that failed, chosen by the server (knowledge.inquiries).
         truncate(t.question || "", 60) || "（具体的なご質問はありません）",
-        when + (t.claimed_by ? "・担当：" + t.claimed_by : "・未担当"),
+        when + (t.claimed_by ? "・担当：" + who(t, t.claimed_by) : "・未担当"),
       ];
       const signature = parts.join("\n");
       if (button.dataset.signature === signature) return; // nothing new to read out
@@ -481,7 +501,7 @@
     // note, the proposal), so a refresh while typing loses nothing.
     function show(t) {
       current = t;
-      heading.textContent = "問い合わせ：" + (REASONS[t.reason] || t.reason);
+      heading.textContent = "問い合わせ：" + reasonLabel(t.reason);
       refill(meta, [t.id, t.reason, t.page, t.created_at, t.status, t.claimed_by, t.resolved_by,
         t.resolved_at, t.note], () => metaRows(t));
       refill(transcript, t.transcript || [], () => (t.transcript || []).map(turnItem));
@@ -509,14 +529,14 @@
     function metaRows(t) {
       let state;
       if (t.status === "resolved") {
-        state = "対応済み（" + [t.resolved_by, M.when(t.resolved_at)].filter(Boolean).join("・") + "）";
+        state = "対応済み（" + [who(t, t.resolved_by), M.when(t.resolved_at)].filter(Boolean).join("・") + "）";
       } else if (t.claimed_by) {
-        state = "対応中（担当：" + t.claimed_by + (t.claimed_by === me.name ? "＝自分" : "") + "）";
+        state = "対応中（担当：" + who(t, t.claimed_by) + (t.claimed_by === me.name ? "＝自分" : "") + "）";
       } else {
         state = "未担当";
       }
       const rows = [
-        ["理由", REASONS[t.reason] || t.reason],
+        ["理由", reasonLabel(t.reason)],
         ["開いていたページ", t.page ? externalLink(t.page) : "不明"],
         ["受付日時", M.when(t.created_at)],
         ["状態", state],
@@ -551,7 +571,7 @@
 
     function turnItem(turn) {
       const speaker = turn.role === "staff" && turn.author
-        ? "職員（" + turn.author + "）"
+        ? "職員（" + who(current, turn.author) + "）"
         : SPEAKERS[turn.role] || turn.role;
       const text = turn.role === "assistant"
         ? el("div", { className: "turn-text" }, renderAnswer(turn.text))
@@ -569,8 +589,8 @@
       const top = (turn.intent_ranking || [])[0];
       const name = top ? top.name : turn.intent;
       if (!name) return null;
-      const confidence = top && typeof top.confidence === "number" ? "（" + top.confidence.toFixed(2) + "）" : "";
-      return el("p", { className: "understood" }, el("small", {}, "解釈：" + name + confidence));
+      const confidence = top && typeof top.confidence === "number" ? "・確信度 " + M.scoreText(top.confidence, 2) : "";
+      return el("p", { className: "understood" }, el("small", {}, "解釈：" + M.intentLabel(name) + confidence));
     }
 
     function candidateItems(list) {
@@ -578,7 +598,7 @@
       return list.map((c) => el("li", { dataset: { entryId: c.entry_id } },
         el("button", { type: "button", className: "link", onclick: () => hooks.lookup(c.title) }, c.title),
         " ",
-        el("small", {}, "スコア " + Number(c.score).toFixed(3) + "・" + c.entry_id)));
+        el("small", {}, "一致度 " + M.scoreText(Number(c.score), 3))));
     }
 
     // A reply the server confirmed without sending the ticket back: shown (and kept for
