@@ -38,7 +38,25 @@
     error: document.getElementById("error"),
     handoff: document.getElementById("handoff-state"),
     restart: document.getElementById("restart"),
+    hint: document.getElementById("message-hint"),
+    cityName: document.getElementById("city-name"),
+    welcome: document.getElementById("welcome"),
+    welcomeText: document.getElementById("welcome-text"),
+    welcomeHours: document.getElementById("welcome-hours"),
+    topicsBlock: document.getElementById("topics-block"),
+    topics: document.getElementById("topics"),
   };
+
+  // A phone or tablet: no Shift key to speak of, so Enter makes a new line (the 送信
+  // button sends) and the keyboard hint is not shown.
+  const touch = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
+  if (touch) {
+    ui.hint.hidden = true;
+    ui.input.setAttribute("aria-describedby", "privacy-note");
+  }
+
+  // The city's phone numbers (GET /api/chat/welcome), shown as tel: links in answers.
+  let phones = [];
 
   // ---------------------------------------------------------------- state
 
@@ -129,10 +147,11 @@
     item.append(el("span", "who", SPEAKER[entry.role]));
     const body = el("div", "body");
     if (entry.role === "resident") body.append(el("p", "plain", entry.text));
-    else body.append(window.Madoguchi.markdown(entry.text));
+    else body.append(window.Madoguchi.markdown(entry.text, { phones }));
     item.append(body);
     if (entry.buttons) item.append(choices(entry));
     ui.log.append(item);
+    ui.welcome.hidden = true;
     if (remember) {
       state.transcript.push(entry);
       saveState();
@@ -187,19 +206,23 @@
     saveState();
   }
 
-  // Scroll so the new messages show: all of them if they fit, else from their start.
+  // Scroll the page so the new messages show from their start, with the resident's
+  // question above them when it fits: all of them and the form if there is room, else
+  // the top of the first (the rest of a long answer follows on the page).
   function reveal(first, last) {
-    const log = ui.log;
-    if (log.scrollHeight > log.clientHeight + 1) {
-      // The log scrolls by itself (full-height layout; the log is position: relative).
-      const bottom = last.offsetTop + last.offsetHeight;
-      log.scrollTop = Math.min(first.offsetTop, bottom - log.clientHeight);
-    } else {
-      // The page scrolls: keep the form in view too when there is room.
-      const top = first.getBoundingClientRect().top + window.scrollY;
-      const bottom = ui.form.getBoundingClientRect().bottom + window.scrollY;
-      window.scrollTo(0, Math.max(0, Math.min(top, bottom - window.innerHeight)));
+    const question = first.previousElementSibling;
+    const top = (element) => element.getBoundingClientRect().top + window.scrollY;
+    const room = window.innerHeight;
+    let start = top(first);
+    if (question && question.classList.contains("resident") && !first.classList.contains("resident") &&
+        start - top(question) < room / 3) {
+      start = top(question);
     }
+    start -= 8; // the bubble's border clear of the window's edge
+    const end = Math.max(last.getBoundingClientRect().bottom, ui.form.getBoundingClientRect().bottom) +
+      window.scrollY;
+    const target = end - start <= room ? Math.min(start, end - room) : start;
+    window.scrollTo(0, Math.max(0, Math.min(target, start)));
   }
 
   function setStatus(text) {
@@ -264,6 +287,7 @@
   // Sends one message (typed, or a choice's payload shown as its title). True if the
   // server took it; on failure the resident's bubble is taken back and the error shown.
   async function send(message, shown) {
+    await ready;
     if (state.busy) return false;
     const conversation = state.conversation;
     setBusy(true);
@@ -371,6 +395,45 @@
     state.pollTimer = null;
   }
 
+  // ---------------------------------------------------------------- welcome
+
+  // The city's name, welcome, office hours and common topics (pressing one asks it).
+  // Without them (the server cannot be reached) the page's own short intro stays.
+  async function loadWelcome() {
+    let data;
+    try {
+      const response = await fetch("/api/chat/welcome", { headers: { Accept: "application/json" } });
+      if (!response.ok) return;
+      data = await response.json();
+    } catch (error) {
+      return;
+    }
+    if (!data || typeof data.city !== "string") return;
+    phones = Array.isArray(data.phones) ? data.phones.filter((p) => typeof p === "string") : [];
+    const title = data.city + " お問い合わせチャット";
+    document.title = title;
+    ui.cityName.textContent = data.city + " ";
+    if (embedded && window.parent !== window) {
+      window.parent.postMessage({ madoguchi: "title", text: title }, "*");
+    }
+    if (data.welcome) ui.welcomeText.textContent = data.welcome;
+    if (data.hours) {
+      ui.welcomeHours.textContent = "職員がお答えする時間：" + data.hours + "。" +
+        (data.closed ? data.closed + "はお休みです。" : "") +
+        "自動のご案内はいつでもご利用いただけます。";
+      ui.welcomeHours.hidden = false;
+    }
+    const topics = (Array.isArray(data.topics) ? data.topics : []).filter(
+      (t) => t && typeof t.title === "string" && typeof t.question === "string");
+    ui.topics.replaceChildren(...topics.map((topic) => {
+      const button = el("button", "choice", topic.title);
+      button.type = "button";
+      button.addEventListener("click", () => send(topic.question));
+      return button;
+    }));
+    ui.topicsBlock.hidden = topics.length === 0;
+  }
+
   // ---------------------------------------------------------------- conversation
 
   function restore() {
@@ -389,6 +452,7 @@
     saveState();
     setPaused(false);
     ui.log.replaceChildren();
+    ui.welcome.hidden = false;
     showError("");
     setStatus(TEXT.restarted);
     ui.input.focus();
@@ -420,7 +484,8 @@
 
   ui.input.addEventListener("keydown", (event) => {
     // Enter while an input method is composing confirms the conversion: never send then.
-    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229 ||
+        touch) {
       return;
     }
     event.preventDefault();
@@ -444,5 +509,6 @@
     });
   }
 
-  restore();
+  // The phone numbers are known before the saved conversation is shown again.
+  const ready = loadWelcome().then(restore);
 })();
