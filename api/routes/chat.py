@@ -50,6 +50,7 @@ from assistant.keys import INTERNAL_TOKEN_HEADER
 from knowledge.model import EntryNotFound
 from knowledge.privacy import clean_page, mask_personal_data
 from knowledge.tickets import append_turn, find_open_ticket, messages_for, open_ticket
+from knowledge.waiting import expected_wait
 
 router = APIRouter(prefix="/api", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ def _apologise(
             replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=refused)],
         )
     now = engine.city.now()
-    handoff = dialogue.handoff_reply(engine.city, now)
+    wait = expected_wait(db, engine.city, now)
+    handoff = dialogue.handoff_reply(engine.city, now, wait, "assistant_error")
     ticket = open_ticket(
         db,
         session_id=session_id,
