@@ -19,7 +19,10 @@ from contextlib import contextmanager
 import pytest
 
 from assistant.config import PROJECT_ROOT
+from assistant.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, REPHRASE
 from knowledge.city import CityProfile
+from knowledge.store import open_db
+from knowledge.tickets import find_open_ticket
 from tests.conftest import PASSWORD, account, bearer, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -595,6 +598,64 @@ def test_a_long_answer_shows_from_its_start_with_its_feedback_on_the_page(
         assert min(seen["bottom"], seen["window"]) - max(seen["top"], 0) >= 0.6 * min(
             seen["bottom"] - seen["top"], seen["window"]
         ), seen
+
+
+def test_a_handoff_says_how_long_keeps_the_chat_and_leaves_no_contradictory_status(
+    stack, base, browser, console
+):
+    settings, client = stack
+    city = city_profile(stack)
+    with person(browser, console, "handoff-wait", viewport={"width": 390, "height": 844}) as page:
+        page.goto(base + "/")
+        ask(page, "職員と話したい")
+        banner = page.locator("#handoff-state")
+        banner.wait_for(state="visible")
+        told = page.locator("#log li.msg.assistant").last.inner_text()
+        if city.is_open(city.now()):  # the test runs at whatever time it is in the city
+            assert re.search(r"お返事まで[0-9]+(時間|分)[0-9分]*ほどかかる見込み", told), told
+        else:
+            assert "以降に、このチャットでお返事します" in told, told
+        assert HANDOFF_KEPT in told
+        newest = page.locator("#log li.msg").last.evaluate(GEOMETRY)
+        shown = banner.evaluate(GEOMETRY)
+        assert 0 <= newest["top"] and newest["bottom"] <= shown["top"], (newest, shown)
+        assert shown["bottom"] <= shown["window"]
+        shot(page, "chat-handoff-wait")
+        page.fill("#message", "よろしくお願いします")
+        page.press("#message", "Enter")
+        page.locator("#status", has_text="職員にお伝えしました").wait_for()
+        session = page.evaluate("sessionStorage.getItem('madoguchi-session')")
+        # Closed and opened again (a new tab: its sessionStorage is empty): still there.
+        context = page.context
+        page.close()
+        page = context.new_page()
+        console.watch(page, "handoff-wait-again")
+        page.goto(base + "/")
+        page.locator("#handoff-state").wait_for(state="visible")
+        assert "職員と話したい" in page.locator("#log").inner_text()
+        page.fill("#message", "まだでしょうか")
+        page.press("#message", "Enter")
+        page.locator("#status", has_text="職員にお伝えしました").wait_for()
+
+        ticket = find_open_ticket(open_db(settings.database_path), session)
+        staff = bearer(settings, "sato", "staff")
+        resolved = client.post(f"/api/tickets/{ticket.id}/resolve", json={}, headers=staff)
+        assert resolved.status_code == 200, resolved.text
+        page.locator("#log li.msg.system", has_text="職員との対応を終了しました").wait_for(
+            timeout=15_000
+        )
+        page.locator("#handoff-state").wait_for(state="hidden")
+        assert "職員にお伝えしました" not in page.locator("#status").inner_text()
+        assert page.evaluate("localStorage.getItem('madoguchi-waiting')") is None
+        shot(page, "chat-handoff-resolved")
+
+    with person(browser, console, "two-misses") as page:
+        page.goto(base + "/")
+        assert REPHRASE in ask(page, "プールは何時まで泳げますか").text
+        ask(page, "プールの更衣室にロッカーはありますか")
+        told = page.locator("#log li.msg.assistant .body").last.inner_text()
+        assert told.startswith(HANDOFF_REASONS["two_failed_turns"]), told
+        page.locator("#handoff-state").wait_for(state="visible")
 
 
 def test_screenshots_exist(stack):

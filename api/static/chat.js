@@ -62,23 +62,31 @@
 
   // sessionStorage can be unavailable (blocked storage in an embedded frame): the chat
   // then still works, it just forgets the conversation on reload.
-  const store = {
-    get(key) {
-      try {
-        return sessionStorage.getItem(key);
-      } catch (error) {
-        return null;
-      }
-    },
-    set(key, value) {
-      try {
-        if (value === null) sessionStorage.removeItem(key);
-        else sessionStorage.setItem(key, value);
-      } catch (error) {
-        // not kept; see above
-      }
-    },
-  };
+  function storage(kind) {
+    return {
+      get(key) {
+        try {
+          return window[kind].getItem(key);
+        } catch (error) {
+          return null;
+        }
+      },
+      set(key, value) {
+        try {
+          if (value === null) window[kind].removeItem(key);
+          else window[kind].setItem(key, value);
+        } catch (error) {
+          // not kept; see above
+        }
+      },
+    };
+  }
+  const store = storage("sessionStorage");
+  // While a person has the conversation, a copy outlives the tab: the resident was told
+  // they may close the page and come back for the reply. Dropped once staff are done.
+  const kept = storage("localStorage");
+  const KEPT_KEY = "madoguchi-waiting";
+  const KEPT_MS = 7 * 24 * 3600 * 1000; // the server's conversation ids last a week
 
   const state = {
     sessionId: null,
@@ -93,11 +101,12 @@
   };
 
   function loadState() {
-    const id = store.get(KEYS.session);
+    const waiting = store.get(KEYS.session) ? null : keptConversation();
+    const id = waiting ? waiting.session : store.get(KEYS.session);
     state.sessionId = id && SESSION_ID.test(id) ? id : null;
-    state.lastMessageId = Number(store.get(KEYS.last)) || 0;
+    state.lastMessageId = Number(waiting ? waiting.last : store.get(KEYS.last)) || 0;
     try {
-      const saved = JSON.parse(store.get(KEYS.log) || "[]");
+      const saved = waiting ? waiting.log : JSON.parse(store.get(KEYS.log) || "[]");
       state.transcript = Array.isArray(saved) ? saved.filter(isEntry) : [];
     } catch (error) {
       state.transcript = [];
@@ -122,6 +131,27 @@
     store.set(KEYS.last, state.sessionId ? String(state.lastMessageId) : null);
     state.transcript = state.transcript.slice(-KEEP_MESSAGES);
     store.set(KEYS.log, state.transcript.length ? JSON.stringify(state.transcript) : null);
+    const waiting = state.paused && state.sessionId;
+    kept.set(KEPT_KEY, waiting ? JSON.stringify({
+      session: state.sessionId,
+      last: state.lastMessageId,
+      log: state.transcript,
+      at: Date.now(),
+    }) : null);
+  }
+
+  // The conversation a person had when the page was last closed, if recent.
+  function keptConversation() {
+    try {
+      const saved = JSON.parse(kept.get(KEPT_KEY) || "null");
+      if (saved && typeof saved.session === "string" && Date.now() - saved.at < KEPT_MS) {
+        return saved;
+      }
+    } catch (error) {
+      // unreadable: start afresh
+    }
+    kept.set(KEPT_KEY, null);
+    return null;
   }
 
   function adoptSession(sessionId) {
@@ -240,8 +270,11 @@
 
   // The banner while a person has (or is about to take) the conversation.
   function setPaused(paused) {
+    // Staff are done: "職員にお伝えしました…" no longer holds (their notice says so).
+    if (state.paused && !paused) setStatus("");
     state.paused = paused;
     ui.handoff.hidden = !paused;
+    saveState();
     if (paused) schedulePoll();
     else stopPolling();
   }
