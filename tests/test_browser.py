@@ -545,6 +545,10 @@ def test_the_empty_chat_welcomes_with_the_city_its_hours_and_topics_that_answer(
         phone.locator("#topics button").first.wait_for()
         assert city.name in phone.locator("h1").inner_text()
         assert phone.locator("#message-hint").is_hidden()  # no Shift＋Enter on a phone
+        phone.fill("#message", "1行目")
+        phone.press("#message", "Enter")  # a new line; the 送信 button sends
+        assert phone.input_value("#message") == "1行目\n"
+        assert phone.locator("#log li.msg").count() == 0
         shot(phone, "chat-welcome-phone")
 
 

@@ -240,19 +240,18 @@
   // question above them when it fits: all of them and the form if there is room, else
   // the top of the first (the rest of a long answer follows on the page).
   function reveal(first, last) {
-    const question = first.previousElementSibling;
     const top = (element) => element.getBoundingClientRect().top + window.scrollY;
     const room = window.innerHeight;
+    const question = first.previousElementSibling;
     let start = top(first);
-    if (question && question.classList.contains("resident") && !first.classList.contains("resident") &&
-        start - top(question) < room / 3) {
+    if (question && question.classList.contains("resident") &&
+        !first.classList.contains("resident") && start - top(question) < room / 3) {
       start = top(question);
     }
     start -= 8; // the bubble's border clear of the window's edge
-    const end = Math.max(last.getBoundingClientRect().bottom, ui.form.getBoundingClientRect().bottom) +
-      window.scrollY;
-    const target = end - start <= room ? Math.min(start, end - room) : start;
-    window.scrollTo(0, Math.max(0, Math.min(target, start)));
+    const end = window.scrollY +
+      Math.max(last.getBoundingClientRect().bottom, ui.form.getBoundingClientRect().bottom);
+    window.scrollTo(0, Math.max(0, end - start <= room ? end - room : start));
   }
 
   function setStatus(text) {
@@ -435,7 +434,9 @@
   async function loadWelcome() {
     let data;
     try {
-      const response = await fetch("/api/chat/welcome", { headers: { Accept: "application/json" } });
+      const response = await fetch("/api/chat/welcome", {
+        headers: { Accept: "application/json" },
+      });
       if (!response.ok) return;
       data = await response.json();
     } catch (error) {
