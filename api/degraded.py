@@ -30,6 +30,7 @@ from assistant.engine import Engine
 from knowledge.inquiries import PERSON_REQUEST
 from knowledge.model import EntryNotFound
 from knowledge.tickets import open_ticket, record_feedback
+from knowledge.waiting import expected_wait
 
 _PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
 # A typed choice is short (「2番目」「最後の」); a longer message is a question.
@@ -106,7 +107,9 @@ class DegradedChat:
             text = dialogue.handoff_limited_reply(self.engine.city)
             replies.append(dialogue.Reply(text, "handoff_refused"))
         elif outcome.handoff:
-            text = dialogue.handoff_reply(self.engine.city, now)
+            city = self.engine.city
+            wait = expected_wait(db, city, now)
+            text = dialogue.handoff_reply(city, now, wait, outcome.handoff.reason)
             turns = [*memory.turns, *({"role": "assistant", "text": r.text} for r in replies)]
             turns.append({"role": "assistant", "text": text, "at": now.timestamp()})
             ticket = open_ticket(

@@ -15,7 +15,7 @@ from api import limits
 from api.headers import SecurityHeaders
 from api.metrics import Metrics
 from api.observe import Observe
-from api.residents import RateLimiter, SessionIds
+from api.residents import AnswerCounts, RateLimiter, SessionIds
 from api.routes import auth, chat, editor, health, pages, staff, tickets, unanswered, users
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         # The chat page polls every 3 s while a person has the conversation.
         app.state.polls_per_session = RateLimiter(60)
+        app.state.answer_counts = AnswerCounts()
         app.state.metrics = Metrics(app.state.settings, lambda: service_state(app))
         app.state.engines.start()
         # A normal start (loading a current index) is over in a second or two; only a

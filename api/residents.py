@@ -8,7 +8,8 @@ starts a new conversation, and the messages of a conversation are read only by w
 holds its id. The id travels in request bodies and headers, never in a URL (proxies
 and browsers keep URLs in their logs and history).
 
-Rate limits are sliding windows kept in the API process (one process serves the API).
+Rate limits are sliding windows kept in the API process (one process serves the API),
+and so are the counts of which entries the chat answered (the empty chat's common topics).
 """
 
 from __future__ import annotations
@@ -111,3 +112,25 @@ class RateLimiter:
         wait = self.retry_after(key)
         if wait:
             raise HTTPException(429, detail=TOO_MANY, headers={"Retry-After": str(wait)})
+
+
+class AnswerCounts:
+    """How often the chat answered each entry since the API started, for the common
+    topics the empty chat offers. Kept in memory (the city profile's topics fill in
+    after a restart); at most ``max_keys`` entries are counted."""
+
+    def __init__(self, max_keys: int = 10_000):
+        self.max_keys = max_keys
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    def record(self, entry_id: str) -> None:
+        with self._lock:
+            if entry_id in self._counts or len(self._counts) < self.max_keys:
+                self._counts[entry_id] += 1
+
+    def most_asked(self, limit: int) -> list[str]:
+        """Entry ids, most answered first; ties by id (the same order on every call)."""
+        with self._lock:
+            ranked = sorted(self._counts.items(), key=lambda item: (-item[1], item[0]))
+        return [entry_id for entry_id, _ in ranked[:limit]]

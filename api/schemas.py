@@ -72,6 +72,24 @@ class ChatResponse(BaseModel):
     )
 
 
+class ChatTopic(BaseModel):
+    entry_id: str
+    title: str
+    question: str = Field(description="What the chat sends when the topic is pressed.")
+
+
+class ChatWelcomePublic(BaseModel):
+    city: str
+    welcome: str
+    hours: str = Field(description="When staff answer in the chat, e.g. 「平日 8:30〜17:15」.")
+    closed: str
+    open_now: bool = Field(description="Whether staff are at work now (city time).")
+    topics: list[ChatTopic] = Field(
+        description="Common topics: the most-asked entries, then the city profile's."
+    )
+    phones: list[str] = Field(description="The city's phone numbers, shown as tel: links.")
+
+
 class ChatMessagePublic(BaseModel):
     id: int
     role: Literal["staff", "system"]

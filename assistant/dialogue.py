@@ -18,6 +18,7 @@ from typing import Any
 
 from assistant.engine import Decision, Engine
 from knowledge.city import CityProfile, japanese_moment
+from knowledge.waiting import Wait, japanese_duration
 
 NONE_OF_THESE = "どれにも当てはまらない"
 CLARIFY_PROMPT = "お問い合わせの内容に近いものを選んでください。"
@@ -31,11 +32,27 @@ REPHRASE = (
 THANKS_FOR_FEEDBACK = "お役に立ててよかったです。ほかにご質問があれば入力してください。"
 APOLOGY = "申し訳ありません。システムの不具合のため、お答えを用意できませんでした。"
 TRY_AGAIN_LATER = "しばらくしてから、もう一度お試しください。"
-HANDOFF_OPEN = "担当の職員がこのチャットでお返事します。画面を開いたまま、しばらくお待ちください。"
+HANDOFF_OPEN = (
+    "担当の職員がこのチャットでお返事します。お返事まで{wait}ほどかかる見込みです{queue}。"
+)
+HANDOFF_QUEUE = "（いま{waiting}件のお問い合わせが先にお待ちです）"
+HANDOFF_AFTER_CLOSING = "本日の受付時間内にお返事できないときは、{next}以降にお返事します。"
 HANDOFF_CLOSED = (
     "ただいま受付時間外です。担当の職員が{next}以降に、このチャットでお返事します"
     "（受付：{hours}。{closed}はお休みです）。"
 )
+HANDOFF_KEPT = (
+    "この画面を閉じても会話は残ります。あとで同じ端末のブラウザでこのページを開くと、"
+    "お返事をご確認いただけます。"
+)
+# Why the assistant hands over, when the resident did not ask for a person themselves.
+HANDOFF_REASONS = {
+    "two_failed_turns": (
+        "2回続けて、お尋ねの内容に合うご案内を見つけられませんでした。職員におつなぎします。"
+    ),
+    "none_of_these": "ご案内した中に当てはまるものがなかったため、職員におつなぎします。",
+    "negative_feedback": "ご案内で解決しなかったため、職員におつなぎします。",
+}
 HANDOFF_LIMITED = (
     "申し訳ありません。短い時間に多くのお問い合わせをいただいたため、ただいまこのチャットから"
     "職員におつなぎできません。しばらく時間をおいてからもう一度お試しいただくか、"
@@ -153,15 +170,30 @@ def handoff_limited_reply(city: CityProfile) -> str:
     return HANDOFF_LIMITED.format(phone=city.main_phone, hours=city.hours_text)
 
 
-def handoff_reply(city: CityProfile, now: dt.datetime) -> str:
-    """What the resident is told: a person answers now, or from the next opening."""
+def handoff_reply(
+    city: CityProfile, now: dt.datetime, wait: Wait | None = None, reason: str = ""
+) -> str:
+    """What the resident is told: why a person takes over (unless they asked), when a
+    person answers (roughly how long during office hours, else from the next opening),
+    and that the conversation is kept if they close the page. Without ``wait`` (the
+    queue), the estimate is the city profile's stated target."""
     if city.is_open(now):
-        return HANDOFF_OPEN
-    return HANDOFF_CLOSED.format(
-        next=japanese_moment(city.next_opening(now)),
-        hours=city.hours_text,
-        closed=city.closed_text,
-    )
+        wait = wait or Wait(city.reply_target_minutes, 0, 0)
+        when = HANDOFF_OPEN.format(
+            wait=japanese_duration(wait.minutes),
+            queue=HANDOFF_QUEUE.format(waiting=wait.waiting) if wait.waiting else "",
+        )
+        local = now.astimezone(city.tz) if now.tzinfo else now.replace(tzinfo=city.tz)
+        closing = dt.datetime.combine(local.date(), city.close_time, tzinfo=local.tzinfo)
+        if local + dt.timedelta(minutes=wait.minutes) > closing:
+            when += HANDOFF_AFTER_CLOSING.format(next=japanese_moment(city.next_opening(closing)))
+    else:
+        when = HANDOFF_CLOSED.format(
+            next=japanese_moment(city.next_opening(now)),
+            hours=city.hours_text,
+            closed=city.closed_text,
+        )
+    return HANDOFF_REASONS.get(reason, "") + when + HANDOFF_KEPT
 
 
 _LAST = re.compile(r"最後|一番下|いちばん下|一番した|さいご")

@@ -34,6 +34,19 @@ def _origin(value: object) -> str:
     return value.lower().rstrip("/")
 
 
+def _chat_settings(chat: dict) -> dict:
+    """The ``chat:`` section: welcome, topics (entry ids) and the reply-time promise."""
+    settings = {
+        "welcome": str(chat.get("welcome") or ""),
+        "topics": tuple(str(t) for t in chat.get("topics") or []),
+        "reply_target_minutes": int(chat.get("reply_target_minutes", 30)),
+        "minutes_per_conversation": int(chat.get("minutes_per_conversation", 10)),
+    }
+    if settings["reply_target_minutes"] < 1 or settings["minutes_per_conversation"] < 1:
+        raise ValueError("chat: reply_target_minutes and minutes_per_conversation must be >= 1")
+    return settings
+
+
 @dataclass(frozen=True)
 class Department:
     name: str
@@ -62,6 +75,14 @@ class CityProfile:
     closed_dates: frozenset[str] = field(default_factory=frozenset)
     # The city's sites that may show the chat in the widget's frame ("https://host").
     embed_origins: tuple[str, ...] = ()
+    # What the empty chat shows: a short welcome, and the entries offered as common
+    # topics until residents have asked enough for the most-asked ones to show.
+    welcome: str = ""
+    topics: tuple[str, ...] = ()
+    # The wait the city promises for a first reply from staff during office hours, and
+    # how long one staff member takes per waiting conversation (for the estimate).
+    reply_target_minutes: int = 30
+    minutes_per_conversation: int = 10
 
     @classmethod
     def load(cls, path: Path = DEFAULT_PROFILE) -> CityProfile:
@@ -86,6 +107,7 @@ class CityProfile:
                     for day in hours.get("closed_dates") or []
                 ),
                 embed_origins=tuple(_origin(o) for o in data.get("embed_origins") or []),
+                **_chat_settings(data.get("chat") or {}),
             )
             ZoneInfo(profile.timezone)
             return profile
@@ -118,6 +140,13 @@ class CityProfile:
         if known is None:
             return f"{department}（代表電話 {self.main_phone}）" if department else ""
         return f"{known.name}（{known.place}、電話 {known.phone}）"
+
+    @cached_property
+    def phones(self) -> tuple[str, ...]:
+        """Every phone number of the profile (main and departments'), longest first, so
+        a page can make each one a tel: link."""
+        numbers = {self.main_phone, *(d.phone for d in self.departments.values())}
+        return tuple(sorted((n for n in numbers if n), key=lambda n: (-len(n), n)))
 
     @cached_property
     def tz(self) -> ZoneInfo:

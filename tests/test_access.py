@@ -37,6 +37,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     # Residents and everyone
     ("POST", "/api/chat"): ANONYMOUS,
     ("GET", "/api/chat/messages"): ANONYMOUS,
+    ("GET", "/api/chat/welcome"): ANONYMOUS,
     ("GET", "/api/health"): ANONYMOUS,  # details only to staff
     ("GET", "/metrics"): ANONYMOUS,  # only to this machine, or the monitoring token
     ("POST", "/api/auth/login"): ANONYMOUS,

@@ -277,3 +277,32 @@ def test_a_database_newer_than_the_program_answers_503_saying_so(settings):
             body = response.json()
             assert "新しい版" in body["detail"] and "更新" in body["detail"]
             assert f"schema version {SCHEMA_VERSION + 1} is newer" in body["error"]
+
+
+def test_the_empty_chat_shows_the_city_and_the_profiles_topics(client):
+    welcome = client.get("/api/chat/welcome").json()
+    assert welcome["city"] == "みなと市"
+    assert welcome["welcome"].startswith("みなと市役所の手続きやサービスについて")
+    assert welcome["hours"] == "平日 8:30〜17:15"
+    assert [t["entry_id"] for t in welcome["topics"]] == [
+        "juminhyo-copy",
+        "sodai-gomi",
+        "tennyu",
+        "jido-teate",
+    ]
+    assert welcome["topics"][1] == {
+        "entry_id": "sodai-gomi",
+        "title": "粗大ごみの出し方",
+        "question": welcome["topics"][1]["question"],
+    }
+    assert welcome["topics"][1]["question"]
+    assert {"0000-00-0000", "0000-00-4444"} <= set(welcome["phones"])
+
+
+def test_the_most_asked_entries_come_before_the_profiles_topics(client):
+    for _ in range(2):
+        reply = client.post("/api/chat", json={"message": "婚姻届を出したい"}).json()
+        assert reply["decision"] == "answer" and reply["replies"][0]["entry_id"] == "konin-todoke"
+    client.post("/api/chat", json={"message": "粗大ごみを出したい"})
+    topics = [t["entry_id"] for t in client.get("/api/chat/welcome").json()["topics"]]
+    assert topics == ["konin-todoke", "sodai-gomi", "juminhyo-copy", "tennyu"]

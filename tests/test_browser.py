@@ -19,6 +19,10 @@ from contextlib import contextmanager
 import pytest
 
 from assistant.config import PROJECT_ROOT
+from assistant.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, REPHRASE
+from knowledge.city import CityProfile
+from knowledge.store import open_db
+from knowledge.tickets import find_open_ticket
 from tests.conftest import PASSWORD, account, bearer, running_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -596,6 +600,180 @@ def test_the_author_cannot_approve_and_the_history_has_one_revision_in_force(
         reviewer.locator("#history li.revision").nth(1).wait_for()
         badges = reviewer.locator("#history li.revision h4 .badge").all_inner_texts()
         assert badges.count("公開中") == 1 and badges[0] == "公開中"
+
+
+# ---------------------------------------------------------------- issue 17, resident side
+# The chat as residents use it: a welcome with common topics, long answers on the page
+# (not in an inner scroll box) with their feedback in reach, tap-to-call numbers, and a
+# handoff that says how long and never contradicts itself.
+
+# Where an element is in its window, and which inner box (if any) scrolls it.
+GEOMETRY = """(element) => {
+  const rect = element.getBoundingClientRect();
+  let box = null;
+  for (let node = element.parentElement; node && node !== document.body;
+       node = node.parentElement) {
+    const overflow = getComputedStyle(node).overflowY;
+    if ((overflow === "auto" || overflow === "scroll") && node.scrollHeight > node.clientHeight + 1)
+      box = node.id || node.className;
+  }
+  return {top: rect.top, bottom: rect.bottom, window: window.innerHeight, box};
+}"""
+LONG_QUESTION = "会社を辞めたら任意継続と国民健康保険のどちらがいいですか"
+
+
+def city_profile(stack):
+    return CityProfile.load(stack[0].city_path)
+
+
+def test_the_empty_chat_welcomes_with_the_city_its_hours_and_topics_that_answer(
+    stack, base, browser, console
+):
+    city = city_profile(stack)
+    welcome = stack[1].get("/api/chat/welcome").json()
+    topic = welcome["topics"][0]
+    expected = staff_answer(stack, topic["question"])
+    assert expected["decision"] == "answer"
+    assert expected["results"][0]["entry_id"] == topic["entry_id"]
+    with person(browser, console, "welcome", viewport={"width": 1280, "height": 800}) as page:
+        page.goto(base + "/")
+        topics = page.locator("#topics button")
+        topics.first.wait_for()
+        assert page.locator("h1").inner_text() == f"{city.name} お問い合わせチャット"
+        assert page.title() == f"{city.name} お問い合わせチャット"
+        assert page.locator("#welcome-text").inner_text() == city.welcome
+        assert city.hours_text in page.locator("#welcome-hours").inner_text()
+        assert topics.all_inner_texts() == [t["title"] for t in welcome["topics"]]
+        assert len(welcome["topics"]) >= 3
+        assert page.locator("#message-hint").is_visible()  # a keyboard and a mouse
+        shot(page, "chat-welcome")
+        topics.first.click()
+        page.locator("#log li.msg.resident", has_text=topic["question"]).wait_for()
+        page.get_by_role("button", name="解決した").wait_for()
+        shown = page.locator("#log li.msg.assistant").first.inner_text()
+        assert visible_lines(expected["results"][0]["answer"])[0] in shown
+        assert page.locator("#welcome").is_hidden()
+    touch = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
+    with person(browser, console, "welcome-touch", **touch) as phone:
+        phone.goto(base + "/")
+        phone.locator("#topics button").first.wait_for()
+        assert city.name in phone.locator("h1").inner_text()
+        assert phone.locator("#message-hint").is_hidden()  # no Shift＋Enter on a phone
+        phone.fill("#message", "1行目")
+        phone.press("#message", "Enter")  # a new line; the 送信 button sends
+        assert phone.input_value("#message") == "1行目\n"
+        assert phone.locator("#log li.msg").count() == 0
+        shot(phone, "chat-welcome-phone")
+
+
+def check_long_answer(view, stack, label: str, take_shot) -> None:
+    """Ask the long question in ``view`` (the page, or the widget's frame): the answer's
+    start shows with the question above it, nothing scrolls in an inner box, the
+    feedback buttons are reached by scrolling the page, and the phone number is a link."""
+    expected = staff_answer(stack, LONG_QUESTION)
+    assert expected["decision"] == "answer"
+    replies = ask(view, LONG_QUESTION)
+    solved = view.get_by_role("button", name="解決した").last
+    solved.wait_for()
+    answer = replies.first.evaluate(GEOMETRY)
+    mine = view.locator("#log li.msg.resident").last.evaluate(GEOMETRY)
+    assert answer["box"] is None, f"{label}: the answer scrolls in {answer['box']}"
+    assert 0 <= mine["top"] < answer["top"] < answer["window"] / 2, (label, mine, answer)
+    take_shot()
+    assert solved.evaluate(GEOMETRY)["box"] is None
+    solved.scroll_into_view_if_needed()
+    feedback = solved.evaluate(GEOMETRY)
+    assert 0 <= feedback["top"] and feedback["bottom"] <= feedback["window"], (label, feedback)
+    phone = next(n for n in city_profile(stack).phones if n in expected["results"][0]["contact"])
+    link = view.locator("#log a[href^='tel:']").last
+    assert link.inner_text() == phone
+    assert link.get_attribute("href") == "tel:" + re.sub(r"[^0-9]", "", phone)
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["laptop", "phone"])
+def test_a_long_answer_shows_from_its_start_with_its_feedback_on_the_page(
+    stack, base, browser, console, size
+):
+    viewport = {"width": size[0], "height": size[1]}
+    with person(browser, console, f"long-{size[0]}", viewport=viewport) as page:
+        page.goto(base + "/")
+        check_long_answer(page, stack, f"page {size}", lambda: shot(page, f"chat-long-{size[0]}"))
+    with person(browser, console, f"long-widget-{size[0]}", viewport=viewport) as page:
+        page.goto(base + "/widget-demo")
+        page.locator("button.madoguchi-launcher").click()
+        frame = page.locator("iframe.madoguchi-frame").element_handle().content_frame()
+        frame.locator("#topics button").first.wait_for()
+        title = page.locator(".madoguchi-title").inner_text()
+        assert title == f"{city_profile(stack).name} お問い合わせチャット"
+        check_long_answer(
+            frame, stack, f"widget {size}", lambda: shot(page, f"widget-long-{size[0]}")
+        )
+        # Readable: the frame is most of the window, and shows a good part of the answer.
+        answer = frame.locator("#log li.msg.assistant").first
+        answer.scroll_into_view_if_needed()
+        seen = answer.evaluate(GEOMETRY)
+        assert seen["window"] >= 0.75 * size[1] - 100, seen
+        assert min(seen["bottom"], seen["window"]) - max(seen["top"], 0) >= 0.6 * min(
+            seen["bottom"] - seen["top"], seen["window"]
+        ), seen
+
+
+def test_a_handoff_says_how_long_keeps_the_chat_and_leaves_no_contradictory_status(
+    stack, base, browser, console
+):
+    settings, client = stack
+    city = city_profile(stack)
+    with person(browser, console, "handoff-wait", viewport={"width": 390, "height": 844}) as page:
+        page.goto(base + "/")
+        ask(page, "職員と話したい")
+        banner = page.locator("#handoff-state")
+        banner.wait_for(state="visible")
+        told = page.locator("#log li.msg.assistant").last.inner_text()
+        if city.is_open(city.now()):  # the test runs at whatever time it is in the city
+            assert re.search(r"お返事まで[0-9]+(時間|分)[0-9分]*ほどかかる見込み", told), told
+        else:
+            assert "以降に、このチャットでお返事します" in told, told
+        assert HANDOFF_KEPT in told
+        newest = page.locator("#log li.msg").last.evaluate(GEOMETRY)
+        shown = banner.evaluate(GEOMETRY)
+        assert 0 <= newest["top"] and newest["bottom"] <= shown["top"], (newest, shown)
+        assert shown["bottom"] <= shown["window"]
+        shot(page, "chat-handoff-wait")
+        page.fill("#message", "よろしくお願いします")
+        page.press("#message", "Enter")
+        page.locator("#status", has_text="職員にお伝えしました").wait_for()
+        session = page.evaluate("sessionStorage.getItem('madoguchi-session')")
+        # Closed and opened again (a new tab: its sessionStorage is empty): still there.
+        context = page.context
+        page.close()
+        page = context.new_page()
+        console.watch(page, "handoff-wait-again")
+        page.goto(base + "/")
+        page.locator("#handoff-state").wait_for(state="visible")
+        assert "職員と話したい" in page.locator("#log").inner_text()
+        page.fill("#message", "まだでしょうか")
+        page.press("#message", "Enter")
+        page.locator("#status", has_text="職員にお伝えしました").wait_for()
+
+        ticket = find_open_ticket(open_db(settings.database_path), session)
+        staff = bearer(settings, "sato", "staff")
+        resolved = client.post(f"/api/tickets/{ticket.id}/resolve", json={}, headers=staff)
+        assert resolved.status_code == 200, resolved.text
+        page.locator("#log li.msg.system", has_text="職員との対応を終了しました").wait_for(
+            timeout=15_000
+        )
+        page.locator("#handoff-state").wait_for(state="hidden")
+        assert "職員にお伝えしました" not in page.locator("#status").inner_text()
+        assert page.evaluate("localStorage.getItem('madoguchi-waiting')") is None
+        shot(page, "chat-handoff-resolved")
+
+    with person(browser, console, "two-misses") as page:
+        page.goto(base + "/")
+        assert REPHRASE in ask(page, "プールは何時まで泳げますか").text
+        ask(page, "プールの更衣室にロッカーはありますか")
+        told = page.locator("#log li.msg.assistant .body").last.inner_text()
+        assert told.startswith(HANDOFF_REASONS["two_failed_turns"]), told
+        page.locator("#handoff-state").wait_for(state="visible")
 
 
 def test_screenshots_exist(stack):

@@ -9,6 +9,7 @@ action does. Real database, encoder and index; nothing is mocked.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
@@ -20,8 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from assistant.dialogue import handoff_reply
 from assistant.engine import Engine
+from knowledge.city import CityProfile
 from knowledge.store import get_entry, open_db
+from knowledge.waiting import Wait, japanese_duration
 from knowledge.workflow import approve, save_draft, submit_for_review
 from tests.conftest import PASSWORD, account, copy_home, free_ports, make_settings
 
@@ -207,5 +211,38 @@ def test_the_api_answers_and_marks_by_the_citys_today(scheduled, moment, revisio
         assert (PREMIUM in [e["entry_id"] for e in upcoming.json()["data"]]) == (revision == 1)
         history = api.client.get(f"/api/entries/{PREMIUM}/history", headers=editor).json()
         assert history["today"] == today
+    finally:
+        api.close()
+
+
+OFFICE_HOURS_UTC = "2027-03-31 01:00:00"  # Wednesday 2027-03-31 10:00 JST
+
+
+def city_moment(utc: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(utc).replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(CityProfile.load().tz)
+
+
+def test_a_handoff_during_office_hours_says_how_long_from_the_queue_and_staff(scheduled):
+    """At 10:00 in the city: with nobody at a console the wait is the profile's target;
+    with one staff member signed in, it is the conversations ahead times their pace."""
+    settings, _, _ = scheduled
+    city = CityProfile.load(settings.city_path)
+    api = FakedApi(settings, OFFICE_HOURS_UTC)
+    try:
+        api.wait()
+        first = api.client.post("/api/chat", json={"message": "職員と話したいです"}).json()
+        assert first["decision"] == "handoff", first
+        told = first["replies"][-1]["text"]
+        assert told == handoff_reply(city, city_moment(OFFICE_HOURS_UTC), Wait(30, 0, 0))
+        assert told.startswith("担当の職員がこのチャットでお返事します。お返事まで30分ほど")
+        login = {"name": "clock-staff", "password": PASSWORD}
+        assert api.client.post("/api/auth/login", json=login).status_code == 200
+        second = httpx.post(
+            f"http://127.0.0.1:{api.port}/api/chat", json={"message": "職員と話したいです"}
+        ).json()
+        per = city.minutes_per_conversation
+        assert f"お返事まで{japanese_duration(2 * per)}ほど" in second["replies"][-1]["text"]
+        assert "（いま1件のお問い合わせが先にお待ちです）" in second["replies"][-1]["text"]
     finally:
         api.close()

@@ -839,6 +839,7 @@ def strategies(
             ),
         ),
         ("GET", "/api/health"): Strategy(),
+        ("GET", "/api/chat/welcome"): Strategy(),
         ("GET", "/metrics"): Strategy(),
         ("GET", "/"): Strategy(),
         ("GET", "/widget.js"): Strategy(),

@@ -31,8 +31,8 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import client_address
 from api.degraded import DegradedChat
-from api.deps import AppSettings, KnowledgeDb, KnowledgeEngine, RasaClient
-from api.residents import RateLimiter
+from api.deps import AppSettings, City, KnowledgeDb, KnowledgeEngine, RasaClient
+from api.residents import AnswerCounts, RateLimiter
 from api.schemas import (
     SQLITE_INT_MAX,
     Button,
@@ -41,15 +41,20 @@ from api.schemas import (
     ChatReply,
     ChatRequest,
     ChatResponse,
+    ChatTopic,
+    ChatWelcomePublic,
 )
 from assistant import dialogue, logs
 from assistant.engine import Engine
 from assistant.keys import INTERNAL_TOKEN_HEADER
+from knowledge.model import EntryNotFound
 from knowledge.privacy import clean_page, mask_personal_data
 from knowledge.tickets import append_turn, find_open_ticket, messages_for, open_ticket
+from knowledge.waiting import expected_wait
 
 router = APIRouter(prefix="/api", tags=["chat"])
 log = logging.getLogger(__name__)
+TOPICS_SHOWN = 4
 
 
 def _buttons(raw: object) -> list[Button] | None:
@@ -158,7 +163,8 @@ def _apologise(
             replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=refused)],
         )
     now = engine.city.now()
-    handoff = dialogue.handoff_reply(engine.city, now)
+    wait = expected_wait(db, engine.city, now)
+    handoff = dialogue.handoff_reply(engine.city, now, wait, "assistant_error")
     ticket = open_ticket(
         db,
         session_id=session_id,
@@ -176,6 +182,46 @@ def _apologise(
         decision="handoff",
         replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=handoff)],
         handoff_id=ticket.id,
+    )
+
+
+def _count_answers(counts: AnswerCounts, replies: list[ChatReply]) -> None:
+    """An entry's answer is the one reply that names it (contact and feedback do not)."""
+    for reply in replies:
+        if reply.entry_id:
+            counts.record(reply.entry_id)
+
+
+def _topics(engine: Engine | None, city, counts: AnswerCounts) -> list[ChatTopic]:
+    """The most-asked entries still published, then the profile's, TOPICS_SHOWN at most."""
+    if engine is None:  # still loading: no entry can be offered yet
+        return []
+    topics: list[ChatTopic] = []
+    for entry_id in dict.fromkeys([*counts.most_asked(TOPICS_SHOWN * 2), *city.topics]):
+        try:
+            entry = engine.entry(entry_id)
+        except EntryNotFound:
+            continue  # archived, not yet in force, or a profile id this city lacks
+        if entry.questions:
+            topics.append(
+                ChatTopic(entry_id=entry.id, title=entry.title, question=entry.questions[0])
+            )
+        if len(topics) == TOPICS_SHOWN:
+            break
+    return topics
+
+
+@router.get("/chat/welcome", response_model=ChatWelcomePublic)
+def chat_welcome(http: Request, city: City) -> ChatWelcomePublic:
+    """What the empty chat shows: the city, its welcome and office hours, common topics."""
+    return ChatWelcomePublic(
+        city=city.name,
+        welcome=city.welcome,
+        hours=city.hours_text,
+        closed=city.closed_text,
+        open_now=city.is_open(city.now()),
+        topics=_topics(http.app.state.engines.engine, city, http.app.state.answer_counts),
+        phones=list(city.phones),
     )
 
 
@@ -222,6 +268,7 @@ async def chat(
             if meta.get("handoff_id") is not None:  # no ticket was open: a new one
                 handoffs.record(address)
             metrics.decisions.labels(decision, "rasa").inc()
+            _count_answers(state.answer_counts, replies)
             return ChatResponse(
                 session_id=session_id,
                 decision=decision,
@@ -248,10 +295,12 @@ async def chat(
     if turn.handoff_id is not None:
         handoffs.record(address)
     metrics.decisions.labels(turn.decision, "engine").inc()
+    replies = [_chat_reply(r) for r in turn.replies]
+    _count_answers(state.answer_counts, replies)
     return ChatResponse(
         session_id=session_id,
         decision=turn.decision,
-        replies=[_chat_reply(r) for r in turn.replies],
+        replies=replies,
         handoff_id=turn.handoff_id,
         degraded=True,
     )

@@ -38,29 +38,55 @@
     error: document.getElementById("error"),
     handoff: document.getElementById("handoff-state"),
     restart: document.getElementById("restart"),
+    hint: document.getElementById("message-hint"),
+    cityName: document.getElementById("city-name"),
+    welcome: document.getElementById("welcome"),
+    welcomeText: document.getElementById("welcome-text"),
+    welcomeHours: document.getElementById("welcome-hours"),
+    topicsBlock: document.getElementById("topics-block"),
+    topics: document.getElementById("topics"),
   };
+
+  // A phone or tablet: no Shift key to speak of, so Enter makes a new line (the 送信
+  // button sends) and the keyboard hint is not shown.
+  const touch = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
+  if (touch) {
+    ui.hint.hidden = true;
+    ui.input.setAttribute("aria-describedby", "privacy-note");
+  }
+
+  // The city's phone numbers (GET /api/chat/welcome), shown as tel: links in answers.
+  let phones = [];
 
   // ---------------------------------------------------------------- state
 
   // sessionStorage can be unavailable (blocked storage in an embedded frame): the chat
   // then still works, it just forgets the conversation on reload.
-  const store = {
-    get(key) {
-      try {
-        return sessionStorage.getItem(key);
-      } catch (error) {
-        return null;
-      }
-    },
-    set(key, value) {
-      try {
-        if (value === null) sessionStorage.removeItem(key);
-        else sessionStorage.setItem(key, value);
-      } catch (error) {
-        // not kept; see above
-      }
-    },
-  };
+  function storage(kind) {
+    return {
+      get(key) {
+        try {
+          return window[kind].getItem(key);
+        } catch (error) {
+          return null;
+        }
+      },
+      set(key, value) {
+        try {
+          if (value === null) window[kind].removeItem(key);
+          else window[kind].setItem(key, value);
+        } catch (error) {
+          // not kept; see above
+        }
+      },
+    };
+  }
+  const store = storage("sessionStorage");
+  // While a person has the conversation, a copy outlives the tab: the resident was told
+  // they may close the page and come back for the reply. Dropped once staff are done.
+  const kept = storage("localStorage");
+  const KEPT_KEY = "madoguchi-waiting";
+  const KEPT_MS = 7 * 24 * 3600 * 1000; // the server's conversation ids last a week
 
   const state = {
     sessionId: null,
@@ -75,11 +101,12 @@
   };
 
   function loadState() {
-    const id = store.get(KEYS.session);
+    const waiting = store.get(KEYS.session) ? null : keptConversation();
+    const id = waiting ? waiting.session : store.get(KEYS.session);
     state.sessionId = id && SESSION_ID.test(id) ? id : null;
-    state.lastMessageId = Number(store.get(KEYS.last)) || 0;
+    state.lastMessageId = Number(waiting ? waiting.last : store.get(KEYS.last)) || 0;
     try {
-      const saved = JSON.parse(store.get(KEYS.log) || "[]");
+      const saved = waiting ? waiting.log : JSON.parse(store.get(KEYS.log) || "[]");
       state.transcript = Array.isArray(saved) ? saved.filter(isEntry) : [];
     } catch (error) {
       state.transcript = [];
@@ -104,6 +131,27 @@
     store.set(KEYS.last, state.sessionId ? String(state.lastMessageId) : null);
     state.transcript = state.transcript.slice(-KEEP_MESSAGES);
     store.set(KEYS.log, state.transcript.length ? JSON.stringify(state.transcript) : null);
+    const waiting = state.paused && state.sessionId;
+    kept.set(KEPT_KEY, waiting ? JSON.stringify({
+      session: state.sessionId,
+      last: state.lastMessageId,
+      log: state.transcript,
+      at: Date.now(),
+    }) : null);
+  }
+
+  // The conversation a person had when the page was last closed, if recent.
+  function keptConversation() {
+    try {
+      const saved = JSON.parse(kept.get(KEPT_KEY) || "null");
+      if (saved && typeof saved.session === "string" && Date.now() - saved.at < KEPT_MS) {
+        return saved;
+      }
+    } catch (error) {
+      // unreadable: start afresh
+    }
+    kept.set(KEPT_KEY, null);
+    return null;
   }
 
   function adoptSession(sessionId) {
@@ -129,10 +177,11 @@
     item.append(el("span", "who", SPEAKER[entry.role]));
     const body = el("div", "body");
     if (entry.role === "resident") body.append(el("p", "plain", entry.text));
-    else body.append(window.Madoguchi.markdown(entry.text));
+    else body.append(window.Madoguchi.markdown(entry.text, { phones }));
     item.append(body);
     if (entry.buttons) item.append(choices(entry));
     ui.log.append(item);
+    ui.welcome.hidden = true;
     if (remember) {
       state.transcript.push(entry);
       saveState();
@@ -187,19 +236,22 @@
     saveState();
   }
 
-  // Scroll so the new messages show: all of them if they fit, else from their start.
+  // Scroll the page so the new messages show from their start, with the resident's
+  // question above them when it fits: all of them and the form if there is room, else
+  // the top of the first (the rest of a long answer follows on the page).
   function reveal(first, last) {
-    const log = ui.log;
-    if (log.scrollHeight > log.clientHeight + 1) {
-      // The log scrolls by itself (full-height layout; the log is position: relative).
-      const bottom = last.offsetTop + last.offsetHeight;
-      log.scrollTop = Math.min(first.offsetTop, bottom - log.clientHeight);
-    } else {
-      // The page scrolls: keep the form in view too when there is room.
-      const top = first.getBoundingClientRect().top + window.scrollY;
-      const bottom = ui.form.getBoundingClientRect().bottom + window.scrollY;
-      window.scrollTo(0, Math.max(0, Math.min(top, bottom - window.innerHeight)));
+    const top = (element) => element.getBoundingClientRect().top + window.scrollY;
+    const room = window.innerHeight;
+    const question = first.previousElementSibling;
+    let start = top(first);
+    if (question && question.classList.contains("resident") &&
+        !first.classList.contains("resident") && start - top(question) < room / 3) {
+      start = top(question);
     }
+    start -= 8; // the bubble's border clear of the window's edge
+    const end = window.scrollY +
+      Math.max(last.getBoundingClientRect().bottom, ui.form.getBoundingClientRect().bottom);
+    window.scrollTo(0, Math.max(0, end - start <= room ? end - room : start));
   }
 
   function setStatus(text) {
@@ -217,8 +269,11 @@
 
   // The banner while a person has (or is about to take) the conversation.
   function setPaused(paused) {
+    // Staff are done: "職員にお伝えしました…" no longer holds (their notice says so).
+    if (state.paused && !paused) setStatus("");
     state.paused = paused;
     ui.handoff.hidden = !paused;
+    saveState();
     if (paused) schedulePoll();
     else stopPolling();
   }
@@ -264,6 +319,7 @@
   // Sends one message (typed, or a choice's payload shown as its title). True if the
   // server took it; on failure the resident's bubble is taken back and the error shown.
   async function send(message, shown) {
+    await ready;
     if (state.busy) return false;
     const conversation = state.conversation;
     setBusy(true);
@@ -371,6 +427,47 @@
     state.pollTimer = null;
   }
 
+  // ---------------------------------------------------------------- welcome
+
+  // The city's name, welcome, office hours and common topics (pressing one asks it).
+  // Without them (the server cannot be reached) the page's own short intro stays.
+  async function loadWelcome() {
+    let data;
+    try {
+      const response = await fetch("/api/chat/welcome", {
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) return;
+      data = await response.json();
+    } catch (error) {
+      return;
+    }
+    if (!data || typeof data.city !== "string") return;
+    phones = Array.isArray(data.phones) ? data.phones.filter((p) => typeof p === "string") : [];
+    const title = data.city + " お問い合わせチャット";
+    document.title = title;
+    ui.cityName.textContent = data.city + " ";
+    if (embedded && window.parent !== window) {
+      window.parent.postMessage({ madoguchi: "title", text: title }, "*");
+    }
+    if (data.welcome) ui.welcomeText.textContent = data.welcome;
+    if (data.hours) {
+      ui.welcomeHours.textContent = "職員がお答えする時間：" + data.hours + "。" +
+        (data.closed ? data.closed + "はお休みです。" : "") +
+        "自動のご案内はいつでもご利用いただけます。";
+      ui.welcomeHours.hidden = false;
+    }
+    const topics = (Array.isArray(data.topics) ? data.topics : []).filter(
+      (t) => t && typeof t.title === "string" && typeof t.question === "string");
+    ui.topics.replaceChildren(...topics.map((topic) => {
+      const button = el("button", "choice", topic.title);
+      button.type = "button";
+      button.addEventListener("click", () => send(topic.question));
+      return button;
+    }));
+    ui.topicsBlock.hidden = topics.length === 0;
+  }
+
   // ---------------------------------------------------------------- conversation
 
   function restore() {
@@ -389,6 +486,7 @@
     saveState();
     setPaused(false);
     ui.log.replaceChildren();
+    ui.welcome.hidden = false;
     showError("");
     setStatus(TEXT.restarted);
     ui.input.focus();
@@ -420,7 +518,8 @@
 
   ui.input.addEventListener("keydown", (event) => {
     // Enter while an input method is composing confirms the conversion: never send then.
-    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229) {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || event.keyCode === 229 ||
+        touch) {
       return;
     }
     event.preventDefault();
@@ -444,5 +543,6 @@
     });
   }
 
-  restore();
+  // The phone numbers are known before the saved conversation is shown again.
+  const ready = loadWelcome().then(restore);
 })();

@@ -34,7 +34,7 @@
 }
 .madoguchi-panel {
   position: fixed; right: 16px; bottom: 84px; z-index: 2147483000;
-  width: min(400px, calc(100vw - 32px)); height: min(640px, calc(100vh - 108px));
+  width: min(440px, calc(100vw - 32px)); height: min(800px, calc(100vh - 100px));
   margin: 0; padding: 0; display: flex; flex-direction: column; overflow: hidden;
   background: #fff; color: #1a1a1a; border: 1px solid #555; border-radius: 12px;
   box-shadow: 0 8px 28px rgba(0, 0, 0, .35);
@@ -68,6 +68,7 @@
   let launcher = null;
   let panel = null;
   let frame = null;
+  let title = null;
 
   function make(tag, className, props) {
     const node = document.createElement(tag);
@@ -102,7 +103,7 @@
     panel.setAttribute("aria-modal", "false");
     panel.setAttribute("aria-label", TITLE);
     const bar = make("div", "madoguchi-bar");
-    const title = make("span", "madoguchi-title", { textContent: TITLE });
+    title = make("span", "madoguchi-title", { textContent: TITLE });
     const closeButton = make("button", "madoguchi-close", { type: "button", textContent: "閉じる" });
     closeButton.addEventListener("click", close);
     bar.append(title, closeButton);
@@ -135,10 +136,16 @@
     if (frame.contentWindow) frame.contentWindow.postMessage({ madoguchi: "focus" }, ORIGIN);
   }
 
-  // The chat page in the frame asks to be closed when Esc is pressed inside it.
+  // The chat page in the frame asks to be closed when Esc is pressed inside it, and
+  // names the city for the title once it knows it.
   function onMessage(event) {
     if (!frame || event.source !== frame.contentWindow || event.origin !== ORIGIN) return;
-    if (event.data && event.data.madoguchi === "close") close();
+    const data = event.data || {};
+    if (data.madoguchi === "close") close();
+    if (data.madoguchi === "title" && typeof data.text === "string" && data.text) {
+      title.textContent = data.text.slice(0, 60);
+      panel.setAttribute("aria-label", title.textContent);
+    }
   }
 
   function open() {

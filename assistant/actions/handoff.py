@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from assistant.actions import runtime
 from assistant.dialogue import handoff_limited_reply, handoff_reply
 from knowledge.tickets import open_ticket
+from knowledge.waiting import expected_wait
 
 
 def transcript(tracker: Tracker) -> list[dict[str, Any]]:
@@ -68,10 +69,10 @@ def hand_off(
         runtime.say(dispatcher, handoff_limited_reply(city), "handoff_refused", reason=reason)
         return []
     now = city.now()
-    reply = handoff_reply(city, now)
-    turns = transcript(tracker)
-    turns.append({"role": "assistant", "text": reply, "at": now.timestamp()})
     with runtime.database() as db:
+        reply = handoff_reply(city, now, expected_wait(db, city, now), reason)
+        turns = transcript(tracker)
+        turns.append({"role": "assistant", "text": reply, "at": now.timestamp()})
         ticket = open_ticket(
             db,
             session_id=tracker.sender_id,
