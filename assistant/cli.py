@@ -155,6 +155,19 @@ def _index_published() -> None:
         f"index: {engine.dense.entry_count()} entries, "
         f"knowledge revision {engine.dense.knowledge_revision}"
     )
+    print(calibration_line(engine))
+
+
+def calibration_line(engine) -> str:
+    """What the knowledge base's own texts changed in the decision, for an operator."""
+    c = engine.calibration
+    if not c.get("out_of_scope_examples"):
+        return "out of scope: no examples (questions are handed off only when nothing is near)"
+    return (
+        f"out of scope: {c['out_of_scope_examples_used']} of {c['out_of_scope_examples']} "
+        f"examples used ({c['left_out_close_to_an_entry']} left out as close to an "
+        f"entry's own question: this knowledge base answers them)"
+    )
 
 
 def cmd_kb_export(args: argparse.Namespace) -> int:
@@ -312,6 +325,7 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         f"knowledge revision {engine.dense.knowledge_revision}, "
         f"encoder {engine.dense.encoder_fingerprint}"
     )
+    print(calibration_line(engine))
     return 0
 
 

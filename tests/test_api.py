@@ -112,6 +112,16 @@ def test_health_reports_each_component_and_degraded_without_rasa(client):
     assert index["entries"] == STARTER_COUNT
     assert index["knowledge_revision"] == 1
     assert index["vectors"] > STARTER_COUNT
+    # What the knowledge base's own texts changed: the shipped out-of-scope examples,
+    # less those close to one of the starter entries' questions.
+    calibration = index["calibration"]
+    assert calibration["knowledge_revision"] == 1
+    assert calibration["out_of_scope_examples"] >= 100
+    used, close = (
+        calibration["out_of_scope_examples_used"],
+        calibration["left_out_close_to_an_entry"],
+    )
+    assert used + close == calibration["out_of_scope_examples"] and 0 < close < 50
     assert body["components"]["encoder"]["status"] == "ok"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def test_import_then_export_jsonl(settings, tmp_path):
     assert f"created {STARTER_COUNT}, updated 0, unchanged 0, rejected 0" in result.stdout
     # Publishing brought the index up to date: the next search does not rebuild it.
     assert f"index: {STARTER_COUNT} entries" in result.stdout
+    assert re.search(r"out of scope: \d+ of \d+ examples used \(\d+ left out", result.stdout)
     search = madoguchi(settings, "search", "粗大ごみを出したい")
     assert search.returncode == 0 and "rebuilding" not in search.stderr, search.stderr
     out = tmp_path / "kb.jsonl"

@@ -245,3 +245,39 @@ def test_a_short_follow_up_is_read_in_the_previous_topic(shared_engine):
     # A question that is a topic of its own is not bent towards the previous entry.
     other = shared_engine.search_in_context("粗大ごみを出したい", "juminhyo-copy")
     assert other.kind == "answer" and other.best.entry_id == "sodai-gomi"
+
+
+def test_out_of_scope_examples_this_knowledge_base_answers_are_left_out(settings, tmp_path):
+    """An examples file written for one city's entries holds questions another city's
+    FAQ answers: an example close to one of this knowledge base's own questions is left
+    out, and the calibration says so (the index commands and /api/health show it)."""
+    from dataclasses import replace
+
+    from assistant.config import PROJECT_ROOT
+
+    faq = PROJECT_ROOT / "assistant" / "eval" / "faq" / "entries.jsonl"
+    chosen = {"f001", "f003", "f005", "f088", "f140"}  # f140: the library card
+    lines = [line for line in faq.read_text("utf-8").splitlines() if line.strip()]
+    path = tmp_path / "tiny.jsonl"
+    path.write_text(
+        "\n".join(line for line in lines if json.loads(line)["id"] in chosen) + "\n", "utf-8"
+    )
+    import_entries(open_db(settings.database_path), path, "jsonl", publish=True)
+    examples = tmp_path / "out_of_scope.yaml"
+    examples.write_text(
+        "examples:\n  - 図書館の利用カードを作りたい\n  - パスポートを新しく作りたいです\n",
+        "utf-8",
+    )
+    engine = Engine.load(replace(settings, out_of_scope_path=examples))
+    assert engine.calibration == {
+        "knowledge_revision": engine.dense.knowledge_revision,
+        "out_of_scope_examples": 2,
+        "left_out_close_to_an_entry": 1,
+        "out_of_scope_examples_used": 1,
+    }
+    # The library card is this city's business, not an out-of-scope question ...
+    card = engine.search("図書館のカードを作るには何がいりますか")
+    assert card.kind != "handoff" and card.best.entry_id == "f140"
+    # ... and the example that stays still hands off what it is about.
+    passport = engine.search("パスポートの更新をしたい")
+    assert passport.kind == "handoff" and passport.out_of_scope > 0.9

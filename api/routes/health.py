@@ -71,6 +71,8 @@ async def _report(request: Request, settings, db, rasa) -> HealthPublic:
             "entries": engine.dense.entry_count(),
             "vectors": len(engine.dense.rows),
             "knowledge_revision": index_revision,
+            # What the knowledge base's own texts changed in the decision (Engine.sync).
+            "calibration": dict(engine.calibration),
         }
         if revision is not None and index_revision != revision:
             index["status"] = "stale"  # brought up to date by the next search
