@@ -141,7 +141,7 @@ class Settings:
     clarify_floor: float = 0.84
     # Hand off when the closest out-of-scope example (assistant.out_of_scope) is closer
     # to the question than the best entry is, by more than this margin.
-    out_of_scope_margin: float = 0.0
+    out_of_scope_margin: float = -0.23
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
     # After Rasa failed, the chat answers from the engine for this long before trying again.

@@ -143,12 +143,13 @@ def evaluate(
     )
 
 
-# The thresholds ``tune`` tries (every combination: ~4,400).
+# The thresholds ``tune`` tries (every combination: ~8,000).
 TUNE_GRID = {
     "answer_threshold": [0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99],
     "clarify_threshold": [0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "clarify_floor": [round(0.78 + 0.01 * i, 2) for i in range(13)],  # 0.78-0.90
-    "out_of_scope_margin": [1.0, 0.03, 0.0, -0.01, -0.02, -0.03],  # 1.0: examples unused
+    # 1.0: examples unused (assistant.ranking.decide weighs them by 0.75)
+    "out_of_scope_margin": [1.0] + [round(-0.2 - 0.005 * i, 3) for i in range(10)],
 }
 SETTING_NAMES = {
     "answer_threshold": "MADOGUCHI_ANSWER_THRESHOLD",
