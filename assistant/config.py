@@ -139,8 +139,9 @@ class Settings:
     answer_threshold: float = 0.93
     clarify_threshold: float = 0.2
     clarify_floor: float = 0.84
-    # Hand off when the closest out-of-scope example (assistant.out_of_scope) is closer
-    # to the question than the best entry is, by more than this margin.
+    # Hand off when 0.75 x the mean cosine of the two closest out-of-scope examples
+    # (assistant.out_of_scope) exceeds the nearest entry's by more than this margin
+    # (assistant.ranking.decide).
     out_of_scope_margin: float = -0.23
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0

@@ -476,7 +476,7 @@ class Engine:
             ]
             revision = self.dense.knowledge_revision
         examples = self._out_of_scope_vectors
-        out_of_scope = out_of_scope_closeness(examples @ vector) if len(examples) else 0.0
+        out_of_scope = out_of_scope_closeness(examples @ vector)
         # Ties are broken by id (above) so equal scores never reorder between processes.
         known = bool(words.top(1)) or not terms
         return self._decide(candidates, revision, out_of_scope, len(set(terms)), known)

@@ -184,10 +184,11 @@ def tune(
     min_rejection: float = 0.9,
     max_out_of_scope_answered: float = 0.02,
 ) -> Tuning | None:
-    """The decision thresholds that answer the most in-scope questions directly (less
-    those handed off) while answers stay right ``min_precision`` of the time and
-    ``min_rejection`` of the out-of-scope queries are handed off and no more than
-    ``max_out_of_scope_answered`` of them answered with an entry; None if none does.
+    """The decision thresholds that answer the most in-scope questions directly, among
+    those serving nearly the most residents (SERVED_TOLERANCE), while answers stay right
+    ``min_precision`` of the time, ``min_rejection`` of the out-of-scope queries are
+    handed off and no more than ``max_out_of_scope_answered`` of them are answered with
+    an entry; None if none does.
 
     Each query is searched once; every combination of TUNE_GRID is then decided by the
     engine's own rule (``assistant.engine.decide``) on the evidence, all at once.
@@ -232,7 +233,7 @@ def tune(
         *(table[:, i] for i in range(3, 7)), table[:, 7], table[:, 8] > 0, table[:, 9]
     )
     has_out = bool((~in_scope).any())
-    found: list[tuple[float, float, float, Tuning]] = []
+    found: list[tuple[float, Tuning]] = []
     names = list(TUNE_GRID)
 
     def combinations(index: int, chosen: dict):
@@ -259,20 +260,14 @@ def tune(
         handoff_rate = float((kinds[in_scope] == "handoff").mean()) if in_scope.any() else 0.0
         served = (answered & right) | ((kinds == "clarify") & among)
         served_rate = float(served[in_scope].mean()) if in_scope.any() else 0.0
-        found.append(
-            (
-                served_rate,
-                answer_rate,
-                precision,
-                Tuning(values, precision, answer_rate, handoff_rate, rejection),
-            )
-        )
+        found.append((served_rate, Tuning(values, precision, answer_rate, handoff_rate, rejection)))
     if not found:
         return None
     # Within SERVED_TOLERANCE of the most residents served, the most answered directly
     # (choices serve as well as an answer by this measure: without the tolerance the
     # tuner trades nearly every direct answer for a list of three, 3 % answered on the
-    # starter set); then the higher precision; then the first found (reproducible).
-    most = max(row[0] for row in found)
-    close = [row for row in found if row[0] >= most - SERVED_TOLERANCE - 1e-9]
-    return max(close, key=lambda row: (round(row[1], 9), round(row[2], 9), -close.index(row)))[3]
+    # starter set); then the higher precision; then the first found (max keeps the first
+    # of equals), so the result is reproducible.
+    most = max(served for served, _ in found)
+    close = [tuning for served, tuning in found if served >= most - SERVED_TOLERANCE - 1e-9]
+    return max(close, key=lambda t: (round(t.answer_rate, 9), round(t.answer_precision, 9)))

@@ -29,10 +29,6 @@ RANK_WEIGHTS = {"dense": 0.7, "word_vectors": 0.2, "words": 0.05, "chars": 0.05}
 # answer; the transformer compares a question with a passage as it was trained to.
 WORD_VECTOR_KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9, "passage": 0.9}
 
-# P(the best entry answers) and P(an entry that answers is among the first three), as
-# logistic functions of the evidence: (intercept, cosine, lead, coverage). Fitted on the
-# starter dev set only, and checked on the FAQ dev set, which they were not fitted on
-# (served 0.854, no wrong direct answer there; assistant/eval/README.md).
 # The out-of-scope evidence: the mean cosine of the question's OUT_OF_SCOPE_NEIGHBOURS
 # closest examples, weighed by OUT_OF_SCOPE_WEIGHT against the best cosine among the
 # entries it would offer. Set on both dev sets: with the margin chosen on each set so that
@@ -42,6 +38,10 @@ WORD_VECTOR_KIND_WEIGHT = {"question": 1.0, "title": 0.97, "answer": 0.9, "passa
 OUT_OF_SCOPE_NEIGHBOURS = 2
 OUT_OF_SCOPE_WEIGHT = 0.75
 
+# P(the best entry answers) and P(an entry that answers is among the first three), as
+# logistic functions of the evidence: (intercept, cosine, lead, coverage). Fitted on the
+# starter dev set only, and checked on the FAQ dev set, which they were not fitted on
+# (served 0.854, no wrong direct answer there; assistant/eval/README.md).
 ANSWER_MODEL = (-10.481, 10.181, 9.066, 3.679)
 CHOICES_MODEL = (-11.917, 11.719, 4.059, 5.75)
 

@@ -19,6 +19,13 @@ def said(text: str, intent: str | None = None) -> dict:
     return {"role": "resident", "text": text, "intent": intent}
 
 
+def handed_off(db, *turns: dict):
+    """A ticket opened for a conversation of ``turns`` and the handoff message."""
+    return open_ticket(
+        db, session_id="s", reason="requested_human", transcript=[*turns, HANDOFF], candidates=[]
+    )
+
+
 def bot(text: str) -> dict:
     return {"role": "assistant", "text": text}
 
@@ -87,9 +94,7 @@ TRANSCRIPTS = {
 @pytest.mark.parametrize("turns, expected", TRANSCRIPTS.values(), ids=TRANSCRIPTS.keys())
 def test_the_ticket_keeps_the_last_real_question_before_the_handoff(tmp_path, turns, expected):
     db = open_db(tmp_path / "knowledge.db")
-    ticket = open_ticket(
-        db, session_id="s", reason="requested_human", transcript=[*turns, HANDOFF], candidates=[]
-    )
+    ticket = handed_off(db, *turns)
     assert get_ticket(db, ticket.id).question == expected
     stored = db.execute("SELECT question FROM tickets WHERE id = ?", [ticket.id]).fetchone()
     assert stored == (expected,)
@@ -97,31 +102,14 @@ def test_the_ticket_keeps_the_last_real_question_before_the_handoff(tmp_path, tu
 
 def test_messages_after_the_handoff_do_not_change_the_question(tmp_path):
     db = open_db(tmp_path / "knowledge.db")
-    ticket = open_ticket(
-        db,
-        session_id="s",
-        reason="requested_human",
-        candidates=[],
-        transcript=[
-            said(TREE, "inquiry"),
-            bot("…"),
-            said("人と話したい", "request_human"),
-            HANDOFF,
-        ],
-    )
+    ticket = handed_off(db, said(TREE, "inquiry"), bot("…"), said("人と話したい", "request_human"))
     later = append_turn(db, ticket.id, {"role": "resident", "text": "剪定は誰がするのでしょうか"})
     assert later.question == TREE
 
 
 def test_the_question_is_masked_like_the_transcript(tmp_path):
     db = open_db(tmp_path / "knowledge.db")
-    ticket = open_ticket(
-        db,
-        session_id="s",
-        reason="requested_human",
-        candidates=[],
-        transcript=[said("090-1234-5678に電話をください", "inquiry"), HANDOFF],
-    )
+    ticket = handed_off(db, said("090-1234-5678に電話をください", "inquiry"))
     assert ticket.question == "［電話番号］に電話をください"
 
 
