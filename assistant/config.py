@@ -134,15 +134,16 @@ class Settings:
     # set). The confidence is the estimated probability that the best entry answers:
     # at or above ``answer_threshold`` the engine answers. Otherwise it offers the first
     # three when the probability that one of them answers is at least
-    # ``clarify_threshold`` and the best entry's cosine at least ``clarify_floor``.
-    # The knowledge base's own calibration may raise the answer threshold.
-    answer_threshold: float = 0.93
-    clarify_threshold: float = 0.2
-    clarify_floor: float = 0.84
+    # ``clarify_threshold`` and the best entry's cosine at least ``clarify_floor``. The
+    # cosines are read with ranking.phrasing_bonus, so the same values suit entries with
+    # one question and entries with many phrasings.
+    answer_threshold: float = 0.95
+    clarify_threshold: float = 0.3
+    clarify_floor: float = 0.88
     # Hand off when 0.75 x the mean cosine of the two closest out-of-scope examples
     # (assistant.out_of_scope) exceeds the nearest entry's by more than this margin
     # (assistant.ranking.decide).
-    out_of_scope_margin: float = -0.23
+    out_of_scope_margin: float = -0.24
     # A slower Rasa reply is abandoned and the message answered from the engine.
     rasa_timeout_s: float = 5.0
     # After Rasa failed, the chat answers from the engine for this long before trying again.

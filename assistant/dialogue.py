@@ -95,7 +95,7 @@ def candidates_payload(decision: Decision | None) -> list[dict[str, Any]]:
             "title": c.title,
             "score": c.score,
             "dense": c.dense,
-            "lexical": c.lexical,
+            "coverage": c.coverage,
         }
         for c in decision.candidates
     ]

@@ -470,7 +470,8 @@ class Engine:
                     title=self.revisions[key].title,
                     score=score,
                     dense=round(dense_score, 6),
-                    lexical=round(coverage, 6),
+                    coverage=round(coverage, 6),
+                    phrasings=len({self.revisions[key].title, *self.revisions[key].questions}),
                 )
                 for score, key, dense_score, coverage in scored[:top_k]
             ]
