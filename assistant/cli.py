@@ -496,11 +496,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine = Engine.load(settings)
     if args.tune:
         return _tune(args, queries, qrels, engine, settings)
-    report = evaluate(
-        list(tqdm(queries, desc="eval", unit="query", disable=args.json)),
-        qrels,
-        lambda text: engine.search(text, as_of=args.as_of, top_k=10),
-    )
+    with tqdm(total=len(queries), desc="eval", unit="query", disable=args.json) as bar:
+        report = evaluate(queries, qrels, _searching(engine, args.as_of, bar))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -508,17 +505,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _searching(engine, as_of, bar):
+    """engine.search for the evaluation, moving the progress bar once per query."""
+
+    def search(text: str):
+        decision = engine.search(text, as_of=as_of, top_k=10)
+        bar.update()
+        return decision
+
+    return search
+
+
 def _tune(args, queries, qrels, engine, settings) -> int:
     from assistant.evaluation import tune
 
-    found = tune(
-        list(tqdm(queries, desc="tune", unit="query", disable=args.json)),
-        qrels,
-        lambda text: engine.search(text, as_of=args.as_of, top_k=10),
-        settings,
-        min_precision=args.min_precision,
-        min_rejection=args.min_rejection,
-    )
+    with tqdm(total=len(queries), desc="tune", unit="query", disable=args.json) as bar:
+        found = tune(
+            queries,
+            qrels,
+            _searching(engine, args.as_of, bar),
+            settings,
+            min_precision=args.min_precision,
+            min_rejection=args.min_rejection,
+        )
     if found is None:
         raise CliError(
             f"no thresholds give answer precision >= {args.min_precision} and hand off "

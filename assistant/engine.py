@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -50,8 +49,11 @@ from assistant.ranking import (
     Thresholds,
     answer_probability,
     decide,
+    entry_texts,
+    lexical_texts,
     out_of_scope_closeness,
     rank_score,
+    transformer_texts,
 )
 from assistant.text import char_grams, content_terms
 from assistant.vectors import Encoder
@@ -86,52 +88,6 @@ def thresholds(settings: Settings) -> Thresholds:
         floor=settings.clarify_floor,
         out_of_scope_margin=settings.out_of_scope_margin,
     )
-
-
-MAX_PASSAGES = 12
-
-
-def answer_parts(answer: str) -> tuple[list[str], bool]:
-    """The answer's paragraphs indexed on their own (split at blank lines; none when
-    there is only one), and whether the whole answer must be indexed as well: when it is
-    one paragraph, or has more than MAX_PASSAGES of them."""
-    parts = [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
-    if len(parts) < 2:
-        return [], True
-    return parts[:MAX_PASSAGES], len(parts) > MAX_PASSAGES
-
-
-def entry_texts(entry: Entry) -> list[tuple[str, str]]:
-    """(kind, text) pairs indexed for an entry. A long answer is indexed paragraph by
-    paragraph, as one mean-pooled vector of a whole page says little of its parts (and
-    the whole answer's vector added nothing on top of its paragraphs' on the dev set)."""
-    parts, whole = answer_parts(entry.answer)
-    return (
-        [("title", entry.title)]
-        + [("question", q) for q in entry.questions]
-        + ([("answer", entry.answer)] if whole else [])
-        + [("passage", p) for p in parts]
-    )
-
-
-def transformer_texts(entry: Entry) -> list[tuple[str, str, str]]:
-    """(kind, role, text) for the transformer: the title and phrasings as questions, the
-    answer (or each of its paragraphs) as a passage headed by the title, as e5 was
-    trained to compare a question with a passage."""
-    parts, whole = answer_parts(entry.answer)
-    passages = ([("answer", entry.answer)] if whole else []) + [("passage", p) for p in parts]
-    return (
-        [("title", "query", entry.title)]
-        + [("question", "query", q) for q in entry.questions]
-        + [(kind, "passage", f"{entry.title}\n{text}") for kind, text in passages]
-    )
-
-
-def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
-    """(head, body) for the lexical indexes: title and phrasings; the answer, given by
-    paragraph when the dense side has just analysed them (one analysis, not two)."""
-    parts, whole = answer_parts(entry.answer)
-    return [entry.title, *entry.questions], ([entry.answer] if whole else parts)
 
 
 def revision_key(entry: Entry) -> str:

@@ -1,7 +1,8 @@
-"""The pure core of ranking and deciding: weights, evidence, the calibrated probabilities
-and the decision rule. No index, no database, no locks: ``assistant.engine`` gathers the
-scores, this module turns them into a ranking score and a decision, and
-``assistant.evaluation.tune`` applies the same rule to a whole dev set at once.
+"""The pure core of ranking and deciding: the texts indexed for an entry, weights,
+evidence, the calibrated probabilities and the decision rule. No index, no database, no
+locks: ``assistant.engine`` gathers the scores, this module turns them into a ranking
+score and a decision, and ``assistant.evaluation.tune`` applies the same rule to a whole
+dev set at once.
 
 Measured on two dev sets of different kinds (assistant/eval/README.md): the starter
 entries (84 entries with 15-16 resident phrasings each, 396 questions) and a city FAQ
@@ -12,10 +13,13 @@ by someone who saw only the topics).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
+from knowledge.model import Entry
 
 DecisionKind = Literal["answer", "clarify", "handoff"]
 
@@ -98,6 +102,53 @@ class Decision:
     @property
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
+
+
+# The texts indexed for each entry.
+MAX_PASSAGES = 12
+
+
+def answer_parts(answer: str) -> tuple[list[str], bool]:
+    """The answer's paragraphs indexed on their own (split at blank lines; none when
+    there is only one), and whether the whole answer must be indexed as well: when it is
+    one paragraph, or has more than MAX_PASSAGES of them."""
+    parts = [p.strip() for p in re.split(r"\n\s*\n", answer) if p.strip()]
+    if len(parts) < 2:
+        return [], True
+    return parts[:MAX_PASSAGES], len(parts) > MAX_PASSAGES
+
+
+def entry_texts(entry: Entry) -> list[tuple[str, str]]:
+    """(kind, text) pairs indexed for an entry. A long answer is indexed paragraph by
+    paragraph, as one mean-pooled vector of a whole page says little of its parts (and
+    the whole answer's vector added nothing on top of its paragraphs' on the dev set)."""
+    parts, whole = answer_parts(entry.answer)
+    return (
+        [("title", entry.title)]
+        + [("question", q) for q in entry.questions]
+        + ([("answer", entry.answer)] if whole else [])
+        + [("passage", p) for p in parts]
+    )
+
+
+def transformer_texts(entry: Entry) -> list[tuple[str, str, str]]:
+    """(kind, role, text) for the transformer: the title and phrasings as questions, the
+    answer (or each of its paragraphs) as a passage headed by the title, as e5 was
+    trained to compare a question with a passage."""
+    parts, whole = answer_parts(entry.answer)
+    passages = ([("answer", entry.answer)] if whole else []) + [("passage", p) for p in parts]
+    return (
+        [("title", "query", entry.title)]
+        + [("question", "query", q) for q in entry.questions]
+        + [(kind, "passage", f"{entry.title}\n{text}") for kind, text in passages]
+    )
+
+
+def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
+    """(head, body) for the lexical indexes: title and phrasings; the answer, given by
+    paragraph when the dense side has just analysed them (one analysis, not two)."""
+    parts, whole = answer_parts(entry.answer)
+    return [entry.title, *entry.questions], ([entry.answer] if whole else parts)
 
 
 def rank_score(dense: float, word_vectors: float, words: float, chars: float) -> float:

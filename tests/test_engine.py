@@ -203,7 +203,7 @@ def test_the_shipped_out_of_scope_examples_load():
 def test_a_long_answer_is_indexed_by_paragraph_and_whole_only_when_some_are_left_out():
     from dataclasses import replace
 
-    from assistant.engine import MAX_PASSAGES, entry_texts, lexical_texts
+    from assistant.ranking import MAX_PASSAGES, entry_texts, lexical_texts
     from knowledge.model import entry_from_mapping
 
     entry = entry_from_mapping(

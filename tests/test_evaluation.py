@@ -73,6 +73,57 @@ def test_eval_command_reports_every_figure(starter_settings):
     for name in ("ndcg_at_10", "recall_at_10", "hit_at_1", "mrr", "answer_precision"):
         assert 0.0 <= report[name] <= 1.0
     assert {"handoff_rate", "out_of_scope_rejection"} <= set(report)
+    assert_at_the_recorded_figures("starter", report)
+
+
+def recorded_figures() -> dict[str, dict[str, float]]:
+    """The README's table of recorded figures: {dev set: {column: value}}."""
+    section = (DEV / "README.md").read_text("utf-8").split("## Recorded figures", 1)[1]
+    table: list[list[str]] = []
+    for line in section.splitlines():
+        if line.startswith("|"):
+            table.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif table:
+            break
+    header, _, *rows = table
+    return {row[0]: dict(zip(header[1:], map(float, row[1:]), strict=True)) for row in rows}
+
+
+def assert_at_the_recorded_figures(dev_set: str, report: dict) -> None:
+    recorded = recorded_figures()[dev_set]
+    for column, name in (("Hit@1", "hit_at_1"), ("answer precision", "answer_precision")):
+        assert report[name] >= recorded[column] - FLOOR_SLACK, (dev_set, name, report[name])
+
+
+# How far below the README's recorded figures a dev set may fall before make test fails.
+FLOOR_SLACK = 0.02
+
+
+def test_the_readme_records_both_dev_sets():
+    figures = recorded_figures()
+    assert set(figures) == {"starter", "faq"}
+    assert all(0.5 < figures[s]["Hit@1"] <= 1.0 for s in figures)
+
+
+def test_the_faq_dev_set_stays_at_the_recorded_figures(tmp_path_factory):
+    from assistant.engine import Engine
+    from assistant.evaluation import read_queries
+    from knowledge.io import import_entries
+    from knowledge.store import open_db
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path_factory.mktemp("faq") / "home")
+    db = open_db(settings.database_path)
+    import_entries(db, DEV / "faq" / "entries.jsonl", "jsonl", publish=True)
+    db.close()
+    engine = Engine.load(settings)
+    report = evaluate(
+        read_queries(DEV / "faq" / "queries.jsonl"),
+        read_qrels(DEV / "faq" / "qrels.json"),
+        lambda text: engine.search(text, top_k=10),
+    )
+    assert report.queries >= 300
+    assert_at_the_recorded_figures("faq", report.as_dict())
 
 
 def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
