@@ -160,13 +160,23 @@ def _index_published() -> None:
 
 def calibration_line(engine) -> str:
     """What the knowledge base's own texts changed in the decision, for an operator."""
+    from assistant.ranking import PHRASING_BONUS
+
     c = engine.calibration
+    phrasings = (
+        f"question texts: median {c.get('median_question_texts', 0)} per entry, "
+        f"{c.get('entries_with_one_question', 0)} of {c.get('entries', 0)} entries with one "
+        f"(their cosines are read up to {PHRASING_BONUS} higher)"
+    )
     if not c.get("out_of_scope_examples"):
-        return "out of scope: no examples (questions are handed off only when nothing is near)"
+        return (
+            "out of scope: no examples (questions are handed off only when nothing is near)\n"
+            + phrasings
+        )
     return (
         f"out of scope: {c['out_of_scope_examples_used']} of {c['out_of_scope_examples']} "
         f"examples used ({c['left_out_close_to_an_entry']} left out as close to an "
-        f"entry's own question: this knowledge base answers them)"
+        f"entry's own question: this knowledge base answers them)\n" + phrasings
     )
 
 

@@ -345,6 +345,20 @@ class Engine:
             "out_of_scope_examples": len(keep),
             "left_out_close_to_an_entry": int((~keep).sum()),
             "out_of_scope_examples_used": int(keep.sum()),
+            **self._phrasings_report(),
+        }
+
+    def _phrasings_report(self) -> dict[str, int]:
+        """How many question texts the entries in force have: what ranking.phrasing_bonus
+        reads (a one-question FAQ list is read with the full bonus)."""
+        in_force = self._in_force(self.city.today())
+        counts = sorted(
+            len({self.revisions[k].title, *self.revisions[k].questions}) for k in in_force
+        )
+        return {
+            "entries": len(counts),
+            "entries_with_one_question": sum(1 for n in counts if n <= 1),
+            "median_question_texts": counts[len(counts) // 2] if counts else 0,
         }
 
     def _set_revisions(self, published: dict[str, Entry]) -> None:

@@ -43,6 +43,9 @@ def test_import_then_export_jsonl(settings, tmp_path):
     # Publishing brought the index up to date: the next search does not rebuild it.
     assert f"index: {STARTER_COUNT} entries" in result.stdout
     assert re.search(r"out of scope: \d+ of \d+ examples used \(\d+ left out", result.stdout)
+    assert re.search(
+        rf"question texts: median \d+ per entry, \d+ of {STARTER_COUNT} entries", result.stdout
+    )
     search = madoguchi(settings, "search", "粗大ごみを出したい")
     assert search.returncode == 0 and "rebuilding" not in search.stderr, search.stderr
     out = tmp_path / "kb.jsonl"
