@@ -324,6 +324,7 @@ def cmd_user_disable(args: argparse.Namespace) -> int:
 
 def cmd_index_build(args: argparse.Namespace) -> int:
     from assistant.engine import Engine
+    from assistant.vectors import prune_vector_caches
 
     engine = Engine.load(
         _settings(),
@@ -336,6 +337,13 @@ def cmd_index_build(args: argparse.Namespace) -> int:
         f"encoder {engine.dense.encoder_fingerprint}"
     )
     print(calibration_line(engine))
+    encoders = [e for e in (engine.encoder, engine.word_encoder) if e is not None]
+    removed = prune_vector_caches([e.cache.path for e in encoders if e.cache is not None])
+    if removed:
+        print(
+            f"vector cache: removed {len(removed)} file(s) of encoders no longer configured "
+            f"({', '.join(p.name for p in removed)})"
+        )
     return 0
 
 

@@ -13,11 +13,13 @@ one computed the same way.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +68,9 @@ class VectorCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB)")
+        # In use: prune_vector_caches keeps a file opened within STALE_CACHE_DAYS.
+        with contextlib.suppress(OSError):
+            self.path.touch()
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -101,6 +106,46 @@ class VectorCache:
                 "INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)",
                 [(k, np.asarray(v, dtype="float32").tobytes()) for k, v in items.items()],
             )
+
+
+# A cache file of an encoder that is not configured is removed by `madoguchi index build`
+# once no process has opened it for this long (another home may still use that encoder).
+STALE_CACHE_DAYS = 30
+
+
+def prune_vector_caches(in_use: list[Path], *, now: float | None = None) -> list[Path]:
+    """Remove, from the directories of the cache files ``in_use`` (the configured
+    encoders'), the other encoders' files that no process has opened for
+    STALE_CACHE_DAYS (a rebuilt or replaced model leaves its old fingerprint's file
+    behind); return what was removed. Only a cache: a file removed by mistake costs one
+    encoding of each text again."""
+    keep = {Path(path) for path in in_use}
+    cutoff = (time.time() if now is None else now) - STALE_CACHE_DAYS * 86400
+    removed: list[Path] = []
+    for directory in sorted({path.parent for path in keep}):
+        for path in sorted(directory.glob("*.sqlite")):
+            if path in keep or _last_used(path) > cutoff:
+                continue
+            try:
+                for stale in (
+                    path.with_name(path.name + "-wal"),
+                    path.with_name(path.name + "-shm"),
+                ):
+                    stale.unlink(missing_ok=True)
+                path.unlink()
+            except OSError as error:
+                log.warning("stale vector cache %s not removed: %s", path, error)
+                continue
+            removed.append(path)
+    return removed
+
+
+def _last_used(path: Path) -> float:
+    """When a process last opened the cache (VectorCache touches its file on opening)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
 
 
 class Encoder:

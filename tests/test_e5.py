@@ -110,3 +110,28 @@ def test_cached_vectors_equal_fresh_ones(tmp_path):
     assert first.tobytes() == second.tobytes()
     fresh = Encoder(local, cache=False).encode(texts, "passage")
     np.testing.assert_allclose(first, fresh, atol=1e-6)
+
+
+def test_index_build_prunes_only_long_unused_caches_of_other_encoders(tmp_path):
+    import os
+    import time
+
+    from assistant.vectors import STALE_CACHE_DAYS, prune_vector_caches
+
+    configured = VectorCache(tmp_path / "aaaa.sqlite", 3).path
+    old = VectorCache(tmp_path / "bbbb.sqlite", 3).path
+    recent = VectorCache(tmp_path / "cccc.sqlite", 3).path
+    (tmp_path / "bbbb.sqlite-wal").write_bytes(b"")
+    long_ago = time.time() - (STALE_CACHE_DAYS + 1) * 86400
+    os.utime(old, (long_ago, long_ago))
+    os.utime(configured, (long_ago, long_ago))  # configured: kept however old
+    assert prune_vector_caches([configured]) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".sqlite") == [
+        "aaaa.sqlite",
+        "cccc.sqlite",
+    ]
+    assert not (tmp_path / "bbbb.sqlite-wal").exists()
+    # Opening a cache marks it in use.
+    os.utime(recent, (long_ago, long_ago))
+    VectorCache(recent, 3)
+    assert prune_vector_caches([configured]) == []
