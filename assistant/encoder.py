@@ -141,13 +141,18 @@ def build_encoder(output_dir: Path) -> Path:
 
 
 def load_encoder(path: Path) -> SentenceTransformer:
-    """Load a local sentence-transformers directory, never reaching for a model hub."""
+    """Load a local sentence-transformers directory, never reaching for a model hub; a
+    transformer exported for ONNX Runtime (assistant.onnx_encoder) runs there."""
+    from assistant.onnx_encoder import OnnxSentenceEncoder, runs_with_onnx
+
     path = Path(path)
     if not (path / "modules.json").is_file():
         raise EncoderError(
             f"no encoder at {path} (modules.json missing): run `madoguchi encoder build` "
             "or set MADOGUCHI_ENCODER to a local sentence-transformers model directory"
         )
+    if runs_with_onnx(path):
+        return OnnxSentenceEncoder(path)
     return SentenceTransformer(
         str(path), device="cpu", trust_remote_code=True, local_files_only=True
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.encoder import encoder_fingerprint, load_encoder
+from assistant.onnx_encoder import OnnxSentenceEncoder
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,10 @@ class Encoder:
         self.path = Path(path)
         self.model = load_encoder(self.path)
         self.fingerprint = cached_fingerprint(self.path)
+        if isinstance(self.model, OnnxSentenceEncoder):
+            # Its vectors agree with torch's to float precision, not to the byte: they are
+            # cached and indexed apart.
+            self.fingerprint = hashlib.sha256(f"{self.fingerprint}:onnx".encode()).hexdigest()[:16]
         self.dimension = self.model.get_embedding_dimension()
         prompts = getattr(self.model, "prompts", None) or {}
         self.prompts = {role: role for role in ROLES if prompts.get(role)}

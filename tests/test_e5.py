@@ -13,13 +13,15 @@ import pytest
 
 from assistant import e5
 from assistant.errors import EncoderError
+from assistant.onnx_encoder import OnnxSentenceEncoder, runs_with_onnx
 from assistant.vectors import Encoder, VectorCache
 from tests.conftest import built_encoder
 
 QUESTIONS = ["粗大ごみを出したい", "ｺﾞﾐの日はいつ？", "保険", "児童手当はいつ振り込まれるの"]
 
 ENCODE = """
-import json, sys
+import json, os, sys
+os.environ["OMP_NUM_THREADS"] = sys.argv[2]  # ONNX Runtime's threads
 import torch
 torch.set_num_threads(int(sys.argv[2]))
 from assistant.vectors import Encoder
@@ -48,6 +50,40 @@ def test_query_vectors_are_the_same_in_two_processes_and_thread_counts():
     # far below what could reorder two entries (scores are compared at 6 decimals).
     assert np.array_equal(one, _encode_in_process(1))
     assert np.abs(one - two).max() < 1e-5
+    if runs_with_onnx(built_encoder()):
+        assert np.array_equal(one, two)  # ONNX Runtime: byte-identical whatever the threads
+
+
+def test_the_built_encoder_runs_with_onnx_runtime_and_agrees_with_torch(monkeypatch):
+    onnx = Encoder(built_encoder(), cache=False)
+    assert isinstance(onnx.model, OnnxSentenceEncoder)
+    monkeypatch.setenv("MADOGUCHI_ENCODER_RUNTIME", "torch")
+    torch = Encoder(built_encoder(), cache=False)
+    assert not isinstance(torch.model, OnnxSentenceEncoder)
+    # Their vectors are cached and indexed apart.
+    assert onnx.fingerprint != torch.fingerprint and onnx.dimension == torch.dimension == 384
+    passages = ["住民票の写しは市民課の窓口で請求できます。手数料は1通300円です。", "粗大ごみ"]
+    for role, texts in (("query", QUESTIONS), ("passage", passages)):
+        a = onnx._encode(texts, role, batch_size=2)
+        b = torch._encode(texts, role, batch_size=2)
+        assert (a * b).sum(axis=1).min() > 0.9999
+
+
+def test_only_the_pipeline_it_reproduces_runs_with_onnx_runtime(tmp_path):
+    import shutil
+
+    assert not runs_with_onnx(built_encoder().parent / "word-vectors")  # chiVe: torch
+    copy = tmp_path / "encoder"
+    shutil.copytree(built_encoder(), copy, ignore=shutil.ignore_patterns("*.safetensors", "*.onnx"))
+    (copy / "onnx" / "model.onnx").symlink_to(built_encoder() / "onnx" / "model.onnx")
+    assert runs_with_onnx(copy)
+    pooling = copy / "1_Pooling" / "config.json"
+    pooling.write_text(
+        json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True})
+    )
+    assert not runs_with_onnx(copy)  # CLS pooling is not what it reimplements
+    (copy / "onnx" / "model.onnx").unlink()
+    assert not runs_with_onnx(copy)
 
 
 def test_the_built_model_has_e5_prompts_and_a_recorded_source():
