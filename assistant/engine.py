@@ -42,6 +42,8 @@ from assistant.index import DenseIndex
 from assistant.lexical import LexicalIndex
 from assistant.out_of_scope import load_examples
 from assistant.ranking import (
+    FOREIGN_WORD_IDF,
+    OUT_OF_SCOPE_NEIGHBOURS,
     WORD_VECTOR_KIND_WEIGHT,
     Candidate,
     Decision,
@@ -131,6 +133,8 @@ class Engine:
         self._previewing = False  # while True, sync() leaves the index alone
         self.out_of_scope = load_examples(settings.out_of_scope_path)
         self._all_out_of_scope = encoder.encode(self.out_of_scope, "query")
+        self._all_out_of_scope_terms = [frozenset(content_terms(e)) for e in self.out_of_scope]
+        self._out_of_scope_terms = self._all_out_of_scope_terms  # less those pruned (sync)
         self._out_of_scope_vectors = self._all_out_of_scope  # less those pruned (sync)
         # What the knowledge base's own texts said about the decision (sync): reported by
         # the index commands and /api/health.
@@ -340,6 +344,9 @@ class Engine:
                 len(keep),
             )
         self._out_of_scope_vectors = examples[keep]
+        self._out_of_scope_terms = [
+            t for t, k in zip(self._all_out_of_scope_terms, keep, strict=True) if k
+        ]
         self.calibration = {
             "knowledge_revision": self.dense.knowledge_revision,
             "out_of_scope_examples": len(keep),
@@ -446,11 +453,26 @@ class Engine:
                 for score, key, dense_score, coverage in scored[:top_k]
             ]
             revision = self.dense.knowledge_revision
-        examples = self._out_of_scope_vectors
-        out_of_scope = out_of_scope_closeness(examples @ vector)
+            similarities = self._out_of_scope_vectors @ vector
+            foreign = bool(scored) and self._foreign_words(terms, similarities, scored[0][1])
+        out_of_scope = out_of_scope_closeness(similarities)
         # Ties are broken by id (above) so equal scores never reorder between processes.
         known = bool(words.top(1)) or not terms
-        return self._decide(candidates, revision, out_of_scope, len(set(terms)), known)
+        return self._decide(candidates, revision, out_of_scope, len(set(terms)), known, foreign)
+
+    def _foreign_words(self, terms: list[str], similarities: np.ndarray, best: str) -> bool:
+        """Whether the question has a word that the closest out-of-scope examples have,
+        the best entry (revision key ``best``) lacks, and few entries have
+        (ranking.FOREIGN_WORD_IDF)."""
+        if not len(similarities):
+            return False
+        closest = np.argsort(-similarities, kind="stable")[:OUT_OF_SCOPE_NEIGHBOURS]
+        near = frozenset().union(*(self._out_of_scope_terms[int(i)] for i in closest))
+        entry = self.lexical.terms(best)
+        return any(
+            t in near and t not in entry and self.lexical.idf(t) >= FOREIGN_WORD_IDF
+            for t in set(terms)
+        )
 
     @staticmethod
     def _best_per_entry(hits, in_force, kind_weight=None) -> dict[str, float]:
@@ -548,13 +570,16 @@ class Engine:
         out_of_scope: float,
         words: int = 2,
         known: bool = True,
+        foreign: bool = False,
     ) -> Decision:
         if not candidates:
-            return Decision("handoff", 0.0, (), revision, out_of_scope, words, known)
-        evidence = Evidence.of(candidates, out_of_scope, words, known)
+            return Decision("handoff", 0.0, (), revision, out_of_scope, words, known, foreign)
+        evidence = Evidence.of(candidates, out_of_scope, words, known, foreign)
         kind = str(decide(evidence, thresholds(self.settings)))
         confidence = round(float(answer_probability(evidence)), 6)
-        return Decision(kind, confidence, tuple(candidates), revision, out_of_scope, words, known)
+        return Decision(
+            kind, confidence, tuple(candidates), revision, out_of_scope, words, known, foreign
+        )
 
     def entry(
         self, entry_id: str, revision: int | None = None, as_of: dt.date | None = None

@@ -206,11 +206,15 @@ def tune(
         right = answering(relevant)
         if not decision.candidates:
             rows.append(
-                (bool(relevant), False, False, 0.0, 0.0, 0.0, decision.out_of_scope, 2, 1, 0.0)
+                (bool(relevant), False, False, 0.0, 0.0, 0.0, decision.out_of_scope, 2, 1, 0.0, 0)
             )
             continue
         evidence = Evidence.of(
-            list(decision.candidates), decision.out_of_scope, decision.words, decision.known
+            list(decision.candidates),
+            decision.out_of_scope,
+            decision.words,
+            decision.known,
+            decision.foreign,
         )
         offered = {c.entry_id for c in decision.candidates[:CHOICES]}
         rows.append(
@@ -225,12 +229,17 @@ def tune(
                 evidence.words,
                 evidence.known,
                 evidence.nearest,
+                evidence.foreign,
             )
         )
-    table = np.array(rows, dtype="float64").reshape(-1, 10)
+    table = np.array(rows, dtype="float64").reshape(-1, 11)
     in_scope, right, among = table[:, 0] > 0, table[:, 1] > 0, table[:, 2] > 0
     evidence = Evidence(
-        *(table[:, i] for i in range(3, 7)), table[:, 7], table[:, 8] > 0, table[:, 9]
+        *(table[:, i] for i in range(3, 7)),
+        table[:, 7],
+        table[:, 8] > 0,
+        table[:, 9],
+        table[:, 10] > 0,
     )
     has_out = bool((~in_scope).any())
     found: list[tuple[float, Tuning]] = []

@@ -71,6 +71,10 @@ class LexicalIndex:
     def keys(self) -> set[str]:
         return set(self._docs)
 
+    def terms(self, key: str) -> frozenset[str]:
+        """The document's terms (none for an unknown key)."""
+        return self._docs.get(key, frozenset())
+
     def add(self, key: str, head: Iterable[str], body: Iterable[str]) -> None:
         """Index (or re-index) one document: ``head`` its title and phrasings, ``body`` the rest."""
         terms: Counter[str] = Counter()

@@ -285,3 +285,14 @@ def test_out_of_scope_examples_this_knowledge_base_answers_are_left_out(settings
     # ... and the example that stays still hands off what it is about.
     passport = engine.search("パスポートの更新をしたい")
     assert passport.kind == "handoff" and passport.out_of_scope > 0.9
+
+
+def test_a_word_of_the_out_of_scope_examples_that_the_entry_lacks_holds_back_the_answer(
+    shared_engine,
+):
+    # As close to the My Number card's PIN entry as a question can be, but クレジット is in
+    # an out-of-scope example (a credit card) and not in the entry: choices at most.
+    card = shared_engine.search("クレジットカードの暗証番号を再設定したい")
+    assert card.foreign and card.kind != "answer"
+    mine = shared_engine.search("マイナンバーカードの暗証番号を忘れた")
+    assert not mine.foreign and mine.kind == "answer" and mine.best.entry_id == "mynumber-ansho"

@@ -98,6 +98,15 @@ def test_one_word_gets_choices_and_an_unknown_word_hands_off():
     assert kind(with_(CLEAR, words=0), OPEN) == "clarify"
 
 
+def test_a_foreign_word_turns_an_answer_into_choices_and_nothing_else():
+    assert kind(with_(CLEAR, foreign=True), OPEN) == "clarify"
+    # It never makes choices where there would be none, nor keeps a handoff from happening.
+    no_choices = with_thresholds(answer=1.1, choices=1.1)
+    assert kind(with_(CLEAR, foreign=True), no_choices) == "handoff"
+    far = with_(CLEAR, out_of_scope=1.0, nearest=0.1, foreign=True)
+    assert kind(far, with_thresholds(out_of_scope_margin=0.0)) == "handoff"
+
+
 def test_decide_on_arrays_agrees_with_each_question_alone():
     rows = [
         CLEAR,
