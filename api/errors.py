@@ -38,16 +38,16 @@ STATUS: dict[type[KnowledgeError], int] = {
     SchemaTooNew: 503,
 }
 
-# FastAPI's own validation: the kinds an editor's form can meet, in Japanese; any other
-# is ``request.invalid``.
+# FastAPI's own validation (``request.validation``, each problem in ``problems``): the
+# kinds a console's form can meet, in Japanese; any other is ``request.invalid``.
 REQUEST_MESSAGES = {
     "request.validation": "入力内容を確認してください。",
-    "request.missing": "入力してください。",
+    "request.missing": "入力してください。",  # also a required text left empty
     "request.string_unicode": "使えない文字が含まれています。",
-    "request.string_too_short": "{min_length}文字以上入力してください。",
     "request.string_too_long": "{max_length}文字以内にしてください。",
     "request.invalid": "この項目の値が正しくありません。",
 }
+_REQUEST_TYPES = {"missing", "string_unicode", "string_too_long"}
 
 
 def body(error: KnowledgeError, detail: Any = None) -> dict[str, Any]:
@@ -100,12 +100,13 @@ async def schema_too_new(request: Request, error: SchemaTooNew) -> JSONResponse:
 
 def request_problem(problem: dict[str, Any]) -> dict[str, Any]:
     """A validation problem's code, params and Japanese message."""
-    params = dict(problem.get("ctx") or {})
-    code = f"request.{problem.get('type')}"
-    if code not in REQUEST_MESSAGES:
-        code, params = "request.invalid", {"type": problem.get("type")}
-    elif code == "request.string_too_short" and params.get("min_length") == 1:
-        code = "request.missing"  # a required text left empty
+    kind, params = problem.get("type"), dict(problem.get("ctx") or {})
+    if kind == "string_too_short" and params.get("min_length") == 1:
+        code = "request.missing"
+    elif kind in _REQUEST_TYPES:
+        code = f"request.{kind}"
+    else:
+        code, params = "request.invalid", {"type": kind}
     return {
         "loc": problem["loc"],
         "code": code,
