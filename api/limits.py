@@ -7,9 +7,9 @@
   and no lone surrogate escape (``"\\ud800"``): such strings pass validation but cannot
   be stored in SQLite or written back as UTF-8. The first three are a 400, the last a
   422 naming the field. Malformed JSON is left to FastAPI (a 422 with the position).
-- Validation errors list the type, place and reason of each problem but do not echo the
-  input back: an echoed NaN, lone surrogate or 10,000-level list cannot be written as
-  JSON, and echoing megabytes helps nobody.
+- Validation errors (``api/errors.py``) list the type, place and reason of each problem
+  but do not echo the input back: an echoed NaN, lone surrogate or 10,000-level list
+  cannot be written as JSON, and echoing megabytes helps nobody.
 
 Messages that a resident's chat can show are Japanese.
 """
@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import validation_response
 
 MAX_BODY_BYTES = 1024 * 1024
 TOO_LARGE = f"送信内容が大きすぎます（上限 {MAX_BODY_BYTES:,} バイト）。"
@@ -88,7 +89,7 @@ def _json_problem(body: bytes) -> JSONResponse | None:
         "loc": ["body", *loc],
         "msg": f"String should be valid Unicode: lone surrogate at position {position}",
     }
-    return JSONResponse({"detail": [problem]}, 422)
+    return validation_response([problem])
 
 
 class BodyLimit:
@@ -144,22 +145,5 @@ class BodyLimit:
                 return b"".join(chunks), message
 
 
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, (str, int, bool)) else str(value)
-
-
-async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 without the input echoed back; the context (the limit, the JSON
-    parser's reason) as plain values."""
-    problems = []
-    for e in error.errors():
-        problem = {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": str(e.get("msg"))}
-        if isinstance(e.get("ctx"), dict):
-            problem["ctx"] = {key: _plain(value) for key, value in e["ctx"].items()}
-        problems.append(problem)
-    return JSONResponse({"detail": problems}, 422)
-
-
 def install(app: FastAPI) -> None:
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_exception_handler(RequestValidationError, validation_error)

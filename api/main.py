@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from api import limits
+from api import errors, limits
 from api.headers import SecurityHeaders
 from api.metrics import Metrics
 from api.observe import Observe
@@ -22,13 +21,6 @@ from assistant import logs
 from assistant.config import HANDOFF_WINDOW_S, Settings
 from assistant.keys import internal_token, load_secret
 from knowledge.city import CityProfile
-from knowledge.store import SchemaTooNew
-
-log = logging.getLogger(__name__)
-SCHEMA_TOO_NEW = (
-    "データベースがこのプログラムより新しい版で作られているため、サービスを提供できません。"
-    "管理者は Madoguchi を新しい版に更新してください。"
-)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -78,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     limits.install(app)
-    app.add_exception_handler(SchemaTooNew, schema_too_new)
+    errors.install(app)
 
     app.add_middleware(SecurityHeaders)
     app.add_middleware(Observe)
@@ -96,12 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages.install_docs(app, settings.docs_assets)
     app.mount("/static", pages.Assets(directory=pages.STATIC), name="static")
     return app
-
-
-async def schema_too_new(request: Request, error: SchemaTooNew) -> JSONResponse:
-    """Every route needs the database: none can serve until the program is upgraded."""
-    log.error("%s", error)
-    return JSONResponse({"detail": SCHEMA_TOO_NEW, "error": str(error)}, 503)
 
 
 def service_state(app: FastAPI) -> dict:

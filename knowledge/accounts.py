@@ -70,15 +70,24 @@ class AccountError(KnowledgeError):
 class LoginFailed(KnowledgeError):
     """Wrong name or password, or a disabled account (not said which)."""
 
+    code = "login.failed"
+
 
 class SessionNotFound(KnowledgeError):
     """No such session or token of this user."""
 
+    code = "session.not_found"
+
 
 class LoginThrottled(KnowledgeError):
+    code = "login.throttled"
+
     def __init__(self, retry_after_s: int):
         self.retry_after_s = retry_after_s
-        super().__init__(f"too many failed logins; try again in {retry_after_s} s")
+        super().__init__(
+            f"too many failed logins; try again in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -501,7 +510,7 @@ def end_session(db: sqlite_utils.Database, name: str, ref: str) -> None:
             [name, ref],
         )
         if not cursor.rowcount:
-            raise SessionNotFound(f"no session or token {ref} of yours")
+            raise SessionNotFound(f"no session or token {ref} of yours", ref=ref)
         record_audit(
             db,
             actor=name,

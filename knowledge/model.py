@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from knowledge.errors import KnowledgeError, Problem
 from knowledge.privacy import CARD, MY_NUMBER, find_personal_data
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
@@ -49,14 +50,13 @@ SCHEMA_FIELDS = (
 )
 
 
-class KnowledgeError(Exception):
-    """Base class of the knowledge library's errors."""
-
-
 class InvalidEntry(KnowledgeError):
-    """An entry failed validation. ``problems`` lists (entry id, field, reason)."""
+    """An entry failed validation. ``problems`` lists (entry id, field, reason), each a
+    :class:`Problem` with its own code."""
 
-    def __init__(self, problems: list[tuple[str, str, str]]):
+    code = "entry.invalid"
+
+    def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__(
             "; ".join(f"entry {eid!r}, field {fld!r}: {why}" for eid, fld, why in problems)
@@ -64,10 +64,14 @@ class InvalidEntry(KnowledgeError):
 
 
 class EntryNotFound(KnowledgeError):
+    code = "entry.not_found"
+
     def __init__(self, entry_id: str, revision: int | None = None):
         self.entry_id = entry_id
         where = f" revision {revision}" if revision is not None else ""
-        super().__init__(f"no entry with id {entry_id!r}{where}")
+        super().__init__(
+            f"no entry with id {entry_id!r}{where}", entry_id=entry_id, revision=revision
+        )
 
 
 class WorkflowError(KnowledgeError):
@@ -160,13 +164,23 @@ def has_lone_surrogates(text: str) -> bool:
     return False
 
 
+def text_issue(text: str) -> tuple[str, str] | None:
+    """(kind, reason) of why ``text`` cannot be stored as entry text (line breaks and
+    tabs are fine)."""
+    if has_lone_surrogates(text):
+        return "lone_surrogate", "is not valid Unicode (it holds a lone surrogate)"
+    if has_control_characters(text.replace("\r", "")):
+        return (
+            "control_characters",
+            "must not contain control characters or invisible formatting characters",
+        )
+    return None
+
+
 def text_problem(text: str) -> str | None:
     """Why ``text`` cannot be stored as entry text (line breaks and tabs are fine)."""
-    if has_lone_surrogates(text):
-        return "is not valid Unicode (it holds a lone surrogate)"
-    if has_control_characters(text.replace("\r", "")):
-        return "must not contain control characters or invisible formatting characters"
-    return None
+    issue = text_issue(text)
+    return issue[1] if issue else None
 
 
 _HTML_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!?]")
@@ -201,19 +215,29 @@ def _text(value: Any, problems: list, eid: str, name: str, limit: int, required:
     if value is None:
         value = ""
     if not isinstance(value, str):
-        problems.append((eid, name, f"must be text, got {type(value).__name__}"))
+        kind = type(value).__name__
+        problems.append(Problem(eid, name, f"must be text, got {kind}", "text.not_text", got=kind))
         return ""
     value = value.strip()
     if required and not value:
-        problems.append((eid, name, "is required and must not be empty"))
+        problems.append(Problem(eid, name, "is required and must not be empty", "text.required"))
     if len(value) > limit:
-        problems.append((eid, name, f"is {len(value)} characters long; the limit is {limit}"))
-    elif (why := text_problem(value)) is not None:
-        problems.append((eid, name, why))
+        problems.append(
+            Problem(
+                eid,
+                name,
+                f"is {len(value)} characters long; the limit is {limit}",
+                "text.too_long",
+                length=len(value),
+                limit=limit,
+            )
+        )
+    elif (issue := text_issue(value)) is not None:
+        problems.append(Problem(eid, name, issue[1], f"text.{issue[0]}"))
     elif name != "answer" and has_html(value):  # the answer's own check names it
-        problems.append((eid, name, HTML_PROBLEM))
+        problems.append(Problem(eid, name, HTML_PROBLEM, "text.html"))
     elif name != "source_url" and has_personal_number(value):  # a page id is no person's
-        problems.append((eid, name, PERSONAL_NUMBER_PROBLEM))
+        problems.append(Problem(eid, name, PERSONAL_NUMBER_PROBLEM, "text.personal_number"))
     return value
 
 
@@ -223,27 +247,61 @@ def _text_list(
     if value is None:
         value = []
     if not isinstance(value, list):
-        problems.append((eid, name, f"must be a list of text, got {type(value).__name__}"))
+        kind = type(value).__name__
+        problems.append(
+            Problem(eid, name, f"must be a list of text, got {kind}", "list.not_list", got=kind)
+        )
         return ()
     if required and not value:
-        problems.append((eid, name, "needs at least one item"))
+        problems.append(Problem(eid, name, "needs at least one item", "list.required"))
     if len(value) > max_items:
-        problems.append((eid, name, f"has {len(value)} items; the limit is {max_items}"))
+        problems.append(
+            Problem(
+                eid,
+                name,
+                f"has {len(value)} items; the limit is {max_items}",
+                "list.too_many",
+                count=len(value),
+                limit=max_items,
+            )
+        )
     items = []
     for position, item in enumerate(value, start=1):
+        at = f"item {position}"
         if not isinstance(item, str) or not item.strip():
-            problems.append((eid, name, f"item {position} must be non-empty text"))
-            continue
-        if len(item.strip()) > limit:
             problems.append(
-                (eid, name, f"item {position} is {len(item.strip())} characters; limit {limit}")
+                Problem(eid, name, f"{at} must be non-empty text", "item.empty", item=position)
             )
-        elif (why := text_problem(item)) is not None:
-            problems.append((eid, name, f"item {position} {why}"))
+            continue
+        length = len(item.strip())
+        if length > limit:
+            problems.append(
+                Problem(
+                    eid,
+                    name,
+                    f"{at} is {length} characters; limit {limit}",
+                    "item.too_long",
+                    item=position,
+                    length=length,
+                    limit=limit,
+                )
+            )
+        elif (issue := text_issue(item)) is not None:
+            problems.append(
+                Problem(eid, name, f"{at} {issue[1]}", f"item.{issue[0]}", item=position)
+            )
         elif has_html(item):
-            problems.append((eid, name, f"item {position} {HTML_PROBLEM}"))
+            problems.append(Problem(eid, name, f"{at} {HTML_PROBLEM}", "item.html", item=position))
         elif has_personal_number(item):
-            problems.append((eid, name, f"item {position} {PERSONAL_NUMBER_PROBLEM}"))
+            problems.append(
+                Problem(
+                    eid,
+                    name,
+                    f"{at} {PERSONAL_NUMBER_PROBLEM}",
+                    "item.personal_number",
+                    item=position,
+                )
+            )
         items.append(item.strip())
     return tuple(items)
 
@@ -252,7 +310,9 @@ def _date(value: Any, problems: list, eid: str, name: str) -> dt.date | None:
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
-        problems.append((eid, name, "must be a date (YYYY-MM-DD), not a date and time"))
+        problems.append(
+            Problem(eid, name, "must be a date (YYYY-MM-DD), not a date and time", "date.with_time")
+        )
         return None
     if isinstance(value, dt.date):
         return value
@@ -261,7 +321,15 @@ def _date(value: Any, problems: list, eid: str, name: str) -> dt.date | None:
             return dt.date.fromisoformat(value)
         except ValueError:
             pass
-    problems.append((eid, name, f"{value!r} is not a date in the form YYYY-MM-DD"))
+    problems.append(
+        Problem(
+            eid,
+            name,
+            f"{value!r} is not a date in the form YYYY-MM-DD",
+            "date.invalid",
+            value=value if isinstance(value, (str, int, float, bool)) else repr(value),
+        )
+    )
     return None
 
 
@@ -275,21 +343,34 @@ _REFERENCE = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(\S*?)>?(?:\s|$)", re.MULTILINE
 _SAFE_SCHEMES = ("http://", "https://", "mailto:", "tel:")
 
 
-def unsafe_markdown(text: str) -> list[str]:
+def unsafe_markdown(text: str, eid: str = "?", field: str = "answer") -> list[Problem]:
     """Why ``text`` is outside the safe Markdown subset (paragraphs, lists, links)."""
     problems = []
     if has_html(text):
-        problems.append(HTML_PROBLEM)
+        problems.append(Problem(eid, field, HTML_PROBLEM, "text.html"))
     for name in PLACEHOLDER.findall(text):
         if name not in PLACEHOLDER_NAMES:
             problems.append(
-                f"unknown placeholder {{{{{name}}}}}; use one of "
-                + ", ".join(f"{{{{{n}}}}}" for n in PLACEHOLDER_NAMES)
+                Problem(
+                    eid,
+                    field,
+                    f"unknown placeholder {{{{{name}}}}}; use one of "
+                    + ", ".join(f"{{{{{n}}}}}" for n in PLACEHOLDER_NAMES),
+                    "answer.unknown_placeholder",
+                    name=name,
+                    allowed=list(PLACEHOLDER_NAMES),
+                )
             )
     for target in _LINK.findall(text) + _REFERENCE.findall(text):
         if not target.lower().startswith(_SAFE_SCHEMES):
             problems.append(
-                f"link target {target!r} must start with http://, https://, mailto: or tel:"
+                Problem(
+                    eid,
+                    field,
+                    f"link target {target!r} must start with http://, https://, mailto: or tel:",
+                    "answer.unsafe_link",
+                    target=target,
+                )
             )
     return problems
 
@@ -297,23 +378,25 @@ def unsafe_markdown(text: str) -> list[str]:
 def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -> Entry:
     """Validate one entry in the import schema; raise :class:`InvalidEntry` listing all problems."""
     if not isinstance(data, Mapping):
-        raise InvalidEntry([("?", "-", f"an entry must be an object, got {type(data).__name__}")])
+        kind = type(data).__name__
+        why = f"an entry must be an object, got {kind}"
+        raise InvalidEntry([Problem("?", "-", why, "entry.not_object", got=kind)])
     raw_id = data.get("id")
     eid = raw_id if isinstance(raw_id, str) and raw_id else "?"
-    problems: list[tuple[str, str, str]] = []
+    problems: list[Problem] = []
     # YAML keys need not be text (``1: x``, ``null: y``): name them all the same.
     unknown = sorted(set(data) - set(SCHEMA_FIELDS), key=lambda k: (type(k) is not str, str(k)))
     for name in unknown:
-        problems.append(
-            (eid, name if isinstance(name, str) else repr(name), "is not a known field")
-        )
+        shown = name if isinstance(name, str) else repr(name)
+        problems.append(Problem(eid, shown, "is not a known field", "field.unknown"))
     if not isinstance(raw_id, str) or not ID_PATTERN.match(raw_id):
         problems.append(
-            (
+            Problem(
                 eid,
                 "id",
                 "must be 1-80 lowercase letters, digits or hyphens, "
                 "starting with a letter or digit",
+                "id.pattern",
             )
         )
     title = _text(data.get("title"), problems, eid, "title", MAX_TITLE, required=True)
@@ -321,16 +404,26 @@ def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -
         data.get("questions"), problems, eid, "questions", MAX_QUESTION, MAX_QUESTIONS, True
     )
     answer = _text(data.get("answer"), problems, eid, "answer", MAX_ANSWER, required=True)
-    problems.extend((eid, "answer", why) for why in unsafe_markdown(answer))
+    problems.extend(unsafe_markdown(answer, eid))
     for position, question in enumerate(questions, start=1):
         if "\n" in question:
-            problems.append((eid, "questions", f"item {position} must be a single line"))
+            problems.append(
+                Problem(
+                    eid,
+                    "questions",
+                    f"item {position} must be a single line",
+                    "item.multiline",
+                    item=position,
+                )
+            )
     texts = {
         name: _text(data.get(name), problems, eid, name, MAX_SHORT, required=False)
         for name in OPTIONAL_TEXT_FIELDS
     }
     if texts["source_url"] and not texts["source_url"].startswith(("http://", "https://")):
-        problems.append((eid, "source_url", "must start with http:// or https://"))
+        problems.append(
+            Problem(eid, "source_url", "must start with http:// or https://", "source_url.scheme")
+        )
     lists = {
         name: _text_list(data.get(name), problems, eid, name, MAX_SHORT, MAX_LIST_ITEMS, False)
         for name in OPTIONAL_LIST_FIELDS
@@ -339,7 +432,16 @@ def entry_from_mapping(data: Any, *, status: str = "draft", revision: int = 0) -
     valid_from = _date(data.get("valid_from"), problems, eid, "valid_from")
     valid_until = _date(data.get("valid_until"), problems, eid, "valid_until")
     if valid_from and valid_until and valid_until < valid_from:
-        problems.append((eid, "valid_until", f"{valid_until} is before valid_from {valid_from}"))
+        problems.append(
+            Problem(
+                eid,
+                "valid_until",
+                f"{valid_until} is before valid_from {valid_from}",
+                "date.before_from",
+                valid_from=valid_from.isoformat(),
+                valid_until=valid_until.isoformat(),
+            )
+        )
     if problems:
         raise InvalidEntry(problems)
     return Entry(

@@ -35,11 +35,15 @@ _LIST_FIELDS = ("questions", "documents", "tags")
 class SchemaTooNew(KnowledgeError):
     """The database was written by a newer Madoguchi: this one must not touch it."""
 
+    code = "schema.too_new"
+
     def __init__(self, version: int):
         self.version = version
         super().__init__(
             f"database schema version {version} is newer than this program's "
-            f"{SCHEMA_VERSION}; upgrade Madoguchi (or restore a backup made by this version)"
+            f"{SCHEMA_VERSION}; upgrade Madoguchi (or restore a backup made by this version)",
+            version=version,
+            supported=SCHEMA_VERSION,
         )
 
 

@@ -27,17 +27,22 @@ RESOLVED_NOTICE = (
 
 
 class TicketNotFound(KnowledgeError):
+    code = "ticket.not_found"
+
     def __init__(self, ticket_id: int):
-        super().__init__(f"no handoff ticket with id {ticket_id}")
+        super().__init__(f"no handoff ticket with id {ticket_id}", ticket_id=ticket_id)
 
 
 class TicketClosed(KnowledgeError):
+    code = "ticket.closed"
+
     def __init__(self, ticket_id: int):
-        super().__init__(f"handoff ticket {ticket_id} is already resolved")
+        super().__init__(f"handoff ticket {ticket_id} is already resolved", ticket_id=ticket_id)
 
 
 class InvalidReply(KnowledgeError):
-    """A staff reply or note that cannot be sent: empty, too long, control characters."""
+    """A staff reply or note that cannot be sent: empty, too long, control characters.
+    ``field`` in its params: ``text`` (the reply) or ``note``."""
 
 
 @dataclass(frozen=True)
@@ -173,20 +178,31 @@ def list_tickets(db: sqlite_utils.Database, status: str | None = None) -> list[T
     return [_ticket(row) for row in rows]
 
 
-def _checked_text(text: str, what: str) -> tuple[str, list[str]]:
-    """Staff text as it may be stored and sent: checked, personal numbers masked (the
-    kinds masked come back too)."""
+def _checked_text(text: str, field: str) -> tuple[str, list[str]]:
+    """Staff text (``field``: text, the reply, or note) as it may be stored and sent:
+    checked, personal numbers masked (the kinds masked come back too)."""
+    what = {"text": "the reply", "note": "the note"}[field]
     text = text.strip()
     if not text:
-        raise InvalidReply(f"{what} must not be empty")
+        raise InvalidReply(f"{what} must not be empty", code="reply.empty", field=field)
     if len(text) > MAX_REPLY_CHARS:
-        raise InvalidReply(f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}")
+        raise InvalidReply(
+            f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}",
+            code="reply.too_long",
+            field=field,
+            length=len(text),
+            limit=MAX_REPLY_CHARS,
+        )
     if has_control_characters(text):
         raise InvalidReply(
-            f"{what} must not contain control characters or invisible formatting characters"
+            f"{what} must not contain control characters or invisible formatting characters",
+            code="reply.control_characters",
+            field=field,
         )
     if has_html(text):
-        raise InvalidReply(f"{what} must not contain HTML tags; write plain text")
+        raise InvalidReply(
+            f"{what} must not contain HTML tags; write plain text", code="reply.html", field=field
+        )
     return mask_found(text)
 
 
@@ -248,7 +264,7 @@ def reply_to_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str, text:
 
     A reply also claims an unclaimed ticket for ``actor``.
     """
-    text, masked = _checked_text(text, "the reply")
+    text, masked = _checked_text(text, "text")
     with write_transaction(db):
         ticket = _open(db, ticket_id)
         stamp = now_iso()
@@ -269,7 +285,7 @@ def resolve_ticket(
     db: sqlite_utils.Database, ticket_id: int, actor: str = "system", note: str = ""
 ) -> Ticket:
     """Close the ticket; the assistant answers the resident's next message again."""
-    note, masked = _checked_text(note, "the note") if note.strip() else ("", [])
+    note, masked = _checked_text(note, "note") if note.strip() else ("", [])
     with write_transaction(db):
         ticket = _open(db, ticket_id)
         stamp = now_iso()

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
+from knowledge.errors import Problem
 from knowledge.model import (
     SCHEMA_FIELDS,
     Entry,
@@ -70,9 +71,7 @@ def diff(old: Entry | None, new: Entry) -> dict[str, dict[str, Any]]:
     }
 
 
-def phrasing_problems(
-    entries: Iterable[Entry], others: Iterable[Entry]
-) -> list[tuple[str, str, str]]:
+def phrasing_problems(entries: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
     """Phrasings that are the same (after normalization) as another entry's.
 
     A resident typing that phrasing could not be told which entry they mean, so each
@@ -99,11 +98,16 @@ def phrasing_problems(
             )
             if taken and taken[0] != entry.id and not same_title:
                 problems.append(
-                    (
+                    Problem(
                         entry.id,
                         "questions",
                         f"item {position} 「{question}」 is the same as 「{taken[1]}」 "
                         f"of entry {taken[0]!r}",
+                        "item.phrasing_taken",
+                        item=position,
+                        question=question,
+                        other_entry=taken[0],
+                        other_question=taken[1],
                     )
                 )
             elif not taken:
@@ -176,7 +180,8 @@ def save_draft(
     entry = entry_from_mapping(data)
     with write_transaction(db):
         if new and latest_revision(db, entry.id) is not None:
-            raise InvalidEntry([(entry.id, "id", "is already used by another entry")])
+            taken = Problem(entry.id, "id", "is already used by another entry", "id.taken")
+            raise InvalidEntry([taken])
         check_phrasings(db, [entry])
         revision, _ = add_revision(db, entry, actor=actor, action="save_draft", publish=False)
     return revision
@@ -186,7 +191,12 @@ def _require(entry: Entry, *statuses: str) -> None:
     if entry.status not in statuses:
         raise WorkflowError(
             f"entry {entry.id!r} revision {entry.revision} is {entry.status}; "
-            f"this needs it to be {' or '.join(statuses)}"
+            f"this needs it to be {' or '.join(statuses)}",
+            code="workflow.wrong_status",
+            entry_id=entry.id,
+            revision=entry.revision,
+            status=entry.status,
+            needed=list(statuses),
         )
 
 
@@ -216,7 +226,10 @@ def approve(
         if policy.separate_approver and actor == entry.author:
             raise WorkflowError(
                 f"{actor!r} wrote entry {entry_id!r} revision {revision}; "
-                "another editor must approve it"
+                "another editor must approve it",
+                code="workflow.self_approval",
+                entry_id=entry_id,
+                revision=revision,
             )
         set_status(db, entry_id, revision, "published", reviewer=actor, published_at=now_iso())
         record_audit(
@@ -239,7 +252,11 @@ def archive(db: sqlite_utils.Database, entry_id: str, *, actor: str, reason: str
             raise EntryNotFound(entry_id)
         published = [r for r in revisions if r.status == "published"]
         if not published:
-            raise WorkflowError(f"entry {entry_id!r} has no published revision to archive")
+            raise WorkflowError(
+                f"entry {entry_id!r} has no published revision to archive",
+                code="workflow.nothing_to_archive",
+                entry_id=entry_id,
+            )
         for entry in published:
             set_status(db, entry_id, entry.revision, "archived")
         record_audit(
@@ -306,7 +323,9 @@ def propose_from_ticket(
         if entry_id and latest_revision(db, entry_id) is not None:
             raise WorkflowError(
                 f"entry {entry_id!r} already exists; a proposal makes a new entry: "
-                "leave the id empty or choose one that is not used"
+                "leave the id empty or choose one that is not used",
+                code="workflow.proposal_id_taken",
+                entry_id=entry_id,
             )
         entry_id = entry_id or _free_id(db, f"ticket-{ticket_id}")
         note = f"問い合わせ #{ticket_id} への職員の回答から提案（{actor}）"

@@ -26,7 +26,6 @@ from fastapi.testclient import TestClient
 from api.auth import COOKIE, SECURE_COOKIE
 from api.main import create_app
 from api.residents import TOO_MANY, RateLimiter, SessionIds
-from api.routes.auth import WRONG
 from assistant.cli import main
 from assistant.keys import load_secret
 from knowledge.accounts import (
@@ -42,8 +41,11 @@ from knowledge.accounts import (
     set_role,
     verify_password,
 )
+from knowledge.errors import MESSAGES
 from knowledge.store import audit_log, open_db, recent_audit
 from tests.conftest import PASSWORD, account, bearer, copy_home, make_settings
+
+WRONG = MESSAGES["login.failed"]
 
 NEW_PASSWORD = "a quite different passphrase"
 ACCOUNT_ACTIONS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api.auth import CurrentSession, client_address, cookie_name, secure_request
 from api.deps import AppSettings, KnowledgeDb
@@ -17,10 +17,7 @@ from api.schemas import (
     TokenRequest,
 )
 from knowledge.accounts import (
-    LoginFailed,
-    LoginThrottled,
     Session,
-    SessionNotFound,
     end_session,
     log_in,
     log_out,
@@ -28,7 +25,6 @@ from knowledge.accounts import (
 )
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-WRONG = "ユーザー名またはパスワードが違います。"
 
 
 def _me(session: Session) -> MePublic:
@@ -41,27 +37,13 @@ def _me(session: Session) -> MePublic:
     )
 
 
-def _log_in(db, request: Request, name: str, password: str, **kwargs) -> Session:
-    try:
-        return log_in(db, name, password, client=client_address(request), **kwargs)
-    except LoginThrottled as error:
-        raise HTTPException(
-            429,
-            # The wait is in Retry-After (seconds); the login page words it.
-            detail="ログインの失敗が続いたため、一時的にログインできません。",
-            headers={"Retry-After": str(error.retry_after_s)},
-        ) from None
-    except LoginFailed:
-        raise HTTPException(401, detail=WRONG) from None
-
-
 @router.post("/login", response_model=MePublic)
 def login(
     body: LoginRequest, request: Request, response: Response, db: KnowledgeDb, settings: AppSettings
 ) -> MePublic:
     """Check the password; set the session cookie (HttpOnly, SameSite=Strict; over
     HTTPS Secure and named with the ``__Host-`` prefix)."""
-    session = _log_in(db, request, body.name, body.password)
+    session = log_in(db, body.name, body.password, client=client_address(request))
     response.set_cookie(
         cookie_name(request, settings),
         session.token,
@@ -106,18 +88,20 @@ SessionRef = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$")]
 @router.delete("/sessions/{session_ref}", status_code=204)
 def delete_session(session_ref: SessionRef, session: CurrentSession, db: KnowledgeDb) -> Response:
     """End one of your own sessions or tokens (at once, on every device)."""
-    try:
-        end_session(db, session.user.name, session_ref)
-    except SessionNotFound as error:
-        raise HTTPException(404, detail=str(error)) from None
+    end_session(db, session.user.name, session_ref)
     return Response(status_code=204)
 
 
 @router.post("/token", response_model=TokenPublic)
 def token(body: TokenRequest, request: Request, db: KnowledgeDb) -> TokenPublic:
     """A bearer token for an API client, valid ``expires_in_s`` (at most 30 days)."""
-    session = _log_in(
-        db, request, body.name, body.password, kind="token", lifetime_s=body.expires_in_s
+    session = log_in(
+        db,
+        body.name,
+        body.password,
+        client=client_address(request),
+        kind="token",
+        lifetime_s=body.expires_in_s,
     )
     return TokenPublic(
         access_token=session.token,

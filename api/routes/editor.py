@@ -4,11 +4,9 @@ and the preview of how questions would be answered with a draft."""
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Path, Query
 
 from api.auth import EditorUser, require_editor
 from api.deps import AppSettings, City, KnowledgeDb, KnowledgeEngine
@@ -30,14 +28,8 @@ from api.schemas import (
 from assistant.engine import Decision, Engine
 from knowledge import workflow
 from knowledge.actors import actor_names
-from knowledge.model import (
-    SCHEMA_FIELDS,
-    Entry,
-    EntryNotFound,
-    InvalidEntry,
-    WorkflowError,
-    entry_from_mapping,
-)
+from knowledge.line_diff import line_diff
+from knowledge.model import Entry, EntryNotFound, entry_from_mapping
 from knowledge.store import all_revisions, audit_log, current_of, revisions_of
 
 Revision = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
@@ -61,27 +53,6 @@ def public_revision(entry: Entry, **extra) -> RevisionPublic:
     )
 
 
-def editor_error(error: Exception) -> HTTPException:
-    if isinstance(error, InvalidEntry):
-        return HTTPException(
-            422,
-            detail=[
-                {"entry_id": entry_id, "field": field, "msg": reason}
-                for entry_id, field, reason in error.problems
-            ],
-        )
-    if isinstance(error, EntryNotFound):
-        return HTTPException(404, detail=str(error))
-    return HTTPException(409, detail=str(error))
-
-
-async def _run(function, *args, **kwargs):
-    try:
-        return await run_in_threadpool(function, *args, **kwargs)
-    except (InvalidEntry, EntryNotFound, WorkflowError) as error:
-        raise editor_error(error) from None
-
-
 def next_effective(revisions: list[Entry], today: dt.date) -> str | None:
     """The earliest 施行日 after ``today`` of a published revision (YYYY-MM-DD), if any."""
     due = [r.valid_from for r in revisions if r.status == "published" and r.valid_from]
@@ -90,7 +61,7 @@ def next_effective(revisions: list[Entry], today: dt.date) -> str | None:
 
 
 @router.get("", response_model=EntriesPublic)
-async def list_entries(
+def list_entries(
     db: KnowledgeDb,
     city: City,
     status: str | None = None,
@@ -108,7 +79,7 @@ async def list_entries(
 
     city_today = city.today()
     today = as_of or city_today
-    revisions = await run_in_threadpool(all_revisions, db)
+    revisions = all_revisions(db)
     entries = current_of(revisions, today)
     if status:
         entries = [e for e in entries if e.status == status]
@@ -133,65 +104,34 @@ async def list_entries(
 
 
 @router.post("", response_model=RevisionPublic, status_code=201)
-async def save_draft(
+def save_draft(
     body: EntryCreate,
     db: KnowledgeDb,
     editor: EditorUser,
     new: Annotated[bool, Query(description="refuse (422 on id) if the entry exists")] = False,
 ) -> RevisionPublic:
     """Save an entry's content as a new draft revision (a new entry if the id is new)."""
-    return public_revision(
-        await _run(workflow.save_draft, db, body.model_dump(), actor=editor.name, new=new)
-    )
-
-
-def _lines(value) -> list[str]:
-    if value is None or value == "":  # an empty field has no lines (not one empty line)
-        return []
-    if isinstance(value, list):
-        return [str(v) for v in value]
-    return str(value).split("\n")
-
-
-def revision_diff(old: Entry | None, new: Entry) -> list[dict]:
-    """Per changed field, its lines: equal, delete (only in ``old``), insert (only in new)."""
-    before = old.content() if old else {}
-    after = new.content()
-    changes = []
-    for field in SCHEMA_FIELDS:
-        a, b = _lines(before.get(field)), _lines(after.get(field))
-        if a == b:
-            continue
-        lines = []
-        for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
-            if op == "equal":
-                lines += [{"op": "equal", "text": t} for t in a[i1:i2]]
-                continue
-            lines += [{"op": "delete", "text": t} for t in a[i1:i2]]
-            lines += [{"op": "insert", "text": t} for t in b[j1:j2]]
-        changes.append({"field": field, "lines": lines})
-    return changes
+    return public_revision(workflow.save_draft(db, body.model_dump(), actor=editor.name, new=new))
 
 
 @router.get("/{entry_id}/history", response_model=EntryHistoryPublic)
-async def history(entry_id: str, db: KnowledgeDb, city: City) -> EntryHistoryPublic:
+def history(entry_id: str, db: KnowledgeDb, city: City) -> EntryHistoryPublic:
     """Every revision, oldest first, each with its changes from the one before; ``today``
     (the city's) tells which is in force and which upcoming."""
-    revisions = await run_in_threadpool(revisions_of, db, entry_id)
+    revisions = revisions_of(db, entry_id)
     if not revisions:
-        raise HTTPException(404, detail=f"no entry with id {entry_id!r}")
-    events = await run_in_threadpool(audit_log, db, entry_id)
+        raise EntryNotFound(entry_id)
+    events = audit_log(db, entry_id)
     previous = [None, *revisions[:-1]]
     return EntryHistoryPublic(
         entry_id=entry_id,
         revisions=[
-            public_revision(r, diff=revision_diff(before, r))
+            public_revision(r, diff=line_diff(before, r))
             for before, r in zip(previous, revisions, strict=True)
         ],
         audit=[AuditEventPublic(**event) for event in events],
         today=city.today().isoformat(),
-        names=await run_in_threadpool(
-            actor_names,
+        names=actor_names(
             db,
             [r.author for r in revisions]
             + [r.reviewer for r in revisions]
@@ -201,33 +141,29 @@ async def history(entry_id: str, db: KnowledgeDb, city: City) -> EntryHistoryPub
 
 
 @router.post("/{entry_id}/revisions/{revision}/submit", response_model=RevisionPublic)
-async def submit(entry_id: str, revision: Revision, db: KnowledgeDb, editor: EditorUser):
-    return public_revision(
-        await _run(workflow.submit_for_review, db, entry_id, revision, actor=editor.name)
-    )
+def submit(entry_id: str, revision: Revision, db: KnowledgeDb, editor: EditorUser):
+    return public_revision(workflow.submit_for_review(db, entry_id, revision, actor=editor.name))
 
 
 @router.post("/{entry_id}/revisions/{revision}/approve", response_model=RevisionPublic)
-async def approve(
+def approve(
     entry_id: str, revision: Revision, db: KnowledgeDb, editor: EditorUser, settings: AppSettings
 ):
     """Publish a revision in review; it is answered from its valid_from on."""
     policy = workflow.Policy(separate_approver=settings.separate_approver)
     return public_revision(
-        await _run(workflow.approve, db, entry_id, revision, actor=editor.name, policy=policy)
+        workflow.approve(db, entry_id, revision, actor=editor.name, policy=policy)
     )
 
 
 @router.post("/{entry_id}/archive", status_code=204)
-async def archive(entry_id: str, body: ArchiveRequest, db: KnowledgeDb, editor: EditorUser):
-    await _run(workflow.archive, db, entry_id, actor=editor.name, reason=body.reason)
+def archive(entry_id: str, body: ArchiveRequest, db: KnowledgeDb, editor: EditorUser):
+    workflow.archive(db, entry_id, actor=editor.name, reason=body.reason)
 
 
 @router.post("/{entry_id}/rollback", response_model=RevisionPublic)
-async def rollback(entry_id: str, body: RollbackRequest, db: KnowledgeDb, editor: EditorUser):
-    return public_revision(
-        await _run(workflow.rollback, db, entry_id, body.to_revision, actor=editor.name)
-    )
+def rollback(entry_id: str, body: RollbackRequest, db: KnowledgeDb, editor: EditorUser):
+    return public_revision(workflow.rollback(db, entry_id, body.to_revision, actor=editor.name))
 
 
 def outcome(engine: Engine, decision: Decision, draft: Entry | None = None) -> OutcomePublic:
@@ -262,12 +198,9 @@ def preview(body: PreviewRequest, engine: KnowledgeEngine) -> PreviewPublic:
     as_of = body.as_of or engine.city.today()
     draft = None
     if body.draft is not None:
-        try:
-            content = body.draft.model_dump()
-            content["id"] = content["id"] or NEW_ENTRY
-            draft = entry_from_mapping(content)
-        except InvalidEntry as error:
-            raise editor_error(error) from None
+        content = body.draft.model_dump()
+        content["id"] = content["id"] or NEW_ENTRY
+        draft = entry_from_mapping(content)
     now, with_draft = engine.preview(body.questions, draft, as_of=as_of)
     return PreviewPublic(
         as_of=as_of.isoformat(),

@@ -8,7 +8,6 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_staff
 from api.deps import City, KnowledgeDb, KnowledgeEngine
@@ -77,7 +76,7 @@ def imported_revisions(db) -> set[tuple[str, int]]:
 
 
 @router.get("/changes", response_model=ChangesPublic)
-async def changes(
+def changes(
     db: KnowledgeDb,
     city: City,
     month: Annotated[str | None, Query(description="YYYY-MM; default this month")] = None,
@@ -91,8 +90,8 @@ async def changes(
         raise HTTPException(
             422, detail=[{"loc": ["query", "month"], "msg": "month must be YYYY-MM"}]
         )
-    revisions = await run_in_threadpool(all_revisions, db)
-    imported = await run_in_threadpool(imported_revisions, db)
+    revisions = all_revisions(db)
+    imported = imported_revisions(db)
     found: list[ChangePublic] = []
     for entry_revisions in revisions.values():
         for entry in entry_revisions:

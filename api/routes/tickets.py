@@ -9,12 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Path, Query
 
 from api.auth import StaffUser, require_staff
 from api.deps import KnowledgeDb
-from api.routes.editor import editor_error, public_revision
+from api.routes.editor import public_revision
 from api.schemas import (
     SQLITE_INT_MAX,
     ProposeRequest,
@@ -26,8 +25,7 @@ from api.schemas import (
 )
 from knowledge import tickets, workflow
 from knowledge.actors import actor_names
-from knowledge.model import InvalidEntry, WorkflowError
-from knowledge.tickets import InvalidReply, Ticket, TicketClosed, TicketNotFound
+from knowledge.tickets import Ticket
 
 TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
 router = APIRouter(prefix="/api/tickets", tags=["staff"], dependencies=[Depends(require_staff)])
@@ -74,18 +72,6 @@ def _with_names(db, ticket: Ticket) -> TicketPublic:
     return public(ticket, people(db, [ticket]))
 
 
-async def _change(call, db, *args) -> TicketPublic:
-    try:
-        ticket = await run_in_threadpool(call, db, *args)
-        return await run_in_threadpool(_with_names, db, ticket)
-    except TicketNotFound as error:
-        raise HTTPException(404, detail=str(error)) from None
-    except TicketClosed as error:
-        raise HTTPException(409, detail=str(error)) from None
-    except InvalidReply as error:
-        raise HTTPException(422, detail=str(error)) from None
-
-
 @router.get("", response_model=TicketsPublic)
 def list_tickets(
     db: KnowledgeDb,
@@ -112,47 +98,39 @@ def list_tickets(
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
-async def read_ticket(ticket_id: TicketId, db: KnowledgeDb) -> TicketPublic:
-    return await _change(tickets.get_ticket, db, ticket_id)
+def read_ticket(ticket_id: TicketId, db: KnowledgeDb) -> TicketPublic:
+    return _with_names(db, tickets.get_ticket(db, ticket_id))
 
 
 @router.post("/{ticket_id}/claim", response_model=TicketPublic)
-async def claim(ticket_id: TicketId, db: KnowledgeDb, user: StaffUser) -> TicketPublic:
-    return await _change(tickets.claim_ticket, db, ticket_id, user.name)
+def claim(ticket_id: TicketId, db: KnowledgeDb, user: StaffUser) -> TicketPublic:
+    return _with_names(db, tickets.claim_ticket(db, ticket_id, user.name))
 
 
 @router.post("/{ticket_id}/reply", response_model=TicketPublic)
-async def reply(
-    ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: StaffUser
-) -> TicketPublic:
-    return await _change(tickets.reply_to_ticket, db, ticket_id, user.name, body.text)
+def reply(ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: StaffUser) -> TicketPublic:
+    return _with_names(db, tickets.reply_to_ticket(db, ticket_id, user.name, body.text))
 
 
 @router.post("/{ticket_id}/resolve", response_model=TicketPublic)
-async def resolve(
+def resolve(
     ticket_id: TicketId, body: TicketResolve, db: KnowledgeDb, user: StaffUser
 ) -> TicketPublic:
-    return await _change(tickets.resolve_ticket, db, ticket_id, user.name, body.note)
+    return _with_names(db, tickets.resolve_ticket(db, ticket_id, user.name, body.note))
 
 
 @router.post("/{ticket_id}/propose", response_model=RevisionPublic, status_code=201)
-async def propose(
+def propose(
     ticket_id: TicketId, body: ProposeRequest, db: KnowledgeDb, user: StaffUser
 ) -> RevisionPublic:
     """A draft entry for editors from the resident's question and the staff answer."""
-    try:
-        entry = await run_in_threadpool(
-            workflow.propose_from_ticket,
-            db,
-            ticket_id,
-            actor=user.name,
-            entry_id=body.id,
-            title=body.title,
-            question=body.question,
-            answer=body.answer,
-        )
-    except TicketNotFound as error:
-        raise HTTPException(404, detail=str(error)) from None
-    except (InvalidEntry, WorkflowError) as error:
-        raise editor_error(error) from None
+    entry = workflow.propose_from_ticket(
+        db,
+        ticket_id,
+        actor=user.name,
+        entry_id=body.id,
+        title=body.title,
+        question=body.question,
+        answer=body.answer,
+    )
     return public_revision(entry)

@@ -1,16 +1,29 @@
 // Shared by the staff and editor consoles: who is logged in, API calls with the CSRF
-// header, error messages in Japanese, small DOM helpers. Text is only ever inserted as
-// text (textContent / text nodes), never as HTML.
+// header, error messages in Japanese (the server words them: each error's `message`),
+// small DOM helpers. Text is only ever inserted as text (textContent / text nodes),
+// never as HTML.
 (function () {
   "use strict";
   let me = null;
 
   class ApiError extends Error {
-    constructor(status, detail) {
+    // `data`: the response body: `code`, `params` and the Japanese `message` of the
+    // error, and `problems` (each with `field` or `loc`, and its `message`) when the
+    // input failed its checks.
+    constructor(status, detail, data) {
       super(typeof detail === "string" ? detail : "入力内容を確認してください。");
       this.status = status;
       this.detail = detail; // a string, or a list of field problems
+      this.code = (data && data.code) || null;
+      this.params = (data && data.params) || {};
+      this.problems = problemsOf(detail, data);
     }
+  }
+
+  function problemsOf(detail, data) {
+    if (data && Array.isArray(data.problems)) return data.problems;
+    if (!Array.isArray(detail)) return [];
+    return detail.map((p) => ({ field: p.field, loc: p.loc, message: String(p.msg) }));
   }
 
   // Who is logged in; goes to the login page if nobody is, and says so if the role is
@@ -56,17 +69,44 @@
     }
     if (!response.ok) {
       const detail = data && data.detail !== undefined ? data.detail : response.statusText;
-      throw new ApiError(response.status, messageFor(response.status, detail));
+      throw new ApiError(response.status, messageFor(response.status, detail, data), data);
     }
     return data;
   }
 
-  function messageFor(status, detail) {
+  function messageFor(status, detail, data) {
     if (Array.isArray(detail)) return detail; // field problems: the page shows them by field
+    if (data && typeof data.message === "string") return data.message;
     if (status === 403) return "この操作を行う権限がありません。（" + detail + "）";
     if (status === 429) return "操作が多すぎます。しばらく待ってからもう一度お試しください。";
     if (status >= 500) return "サーバーでエラーが起きました。時間をおいてもう一度お試しください。";
     return String(detail);
+  }
+
+  // A message in a status element; errors are switched to role=alert so they are read
+  // out. The same message again is emptied first, so it is announced again.
+  function say(node, text, isError) {
+    node.setAttribute("role", isError ? "alert" : "status");
+    node.classList.toggle("error", Boolean(isError));
+    clearTimeout(node.madoguchiSay);
+    if (text && node.textContent === text) {
+      node.textContent = "";
+      node.madoguchiSay = setTimeout(() => { node.textContent = text; }, 50);
+    } else {
+      node.textContent = text || "";
+    }
+  }
+
+  // What went wrong, in Japanese: the server's message; for input problems, each one
+  // after its field's name (`fieldNames`), or the general message without them.
+  function errorText(error, fieldNames, unexpected) {
+    if (!(error instanceof ApiError)) return unexpected || "予期しないエラーが起きました。";
+    if (!fieldNames || !error.problems.length) return error.message;
+    return error.problems.map((problem) => {
+      const loc = Array.isArray(problem.loc) ? problem.loc : [];
+      const field = problem.field || loc[loc.length - 1] || "";
+      return (fieldNames[field] || field || "入力") + "：" + problem.message;
+    }).join(" ");
   }
 
   // el("p", {className: "x"}, "text", child, ...): an element with text children.
@@ -169,7 +209,9 @@
     api,
     el,
     duration,
+    errorText,
     intentLabel,
+    say,
     scoreText,
     strength,
     when,

@@ -80,60 +80,9 @@
     return text.split(/\r?\n/).map((line) => line.trim()).filter(Boolean);
   }
 
-  // A message in a status element; errors are switched to role=alert so they are read out.
-  function say(node, text, isError) {
-    node.setAttribute("role", isError ? "alert" : "status");
-    node.classList.toggle("error", Boolean(isError));
-    node.textContent = text || "";
-  }
-
-  function errorText(error) {
-    if (error instanceof M.ApiError) {
-      return typeof error.detail === "string" ? translate(error.detail) : error.message;
-    }
-    return "予期しないエラーが起きました。画面を再読み込みしてください。";
-  }
-
-  // The server words entry rules in English; the common ones are shown in Japanese here
-  // and anything else as it came.
-  const TRANSLATIONS = [
-    [/^is required and must not be empty$/, () => "入力してください。"],
-    [/^is already used by another entry$/, () => "このIDはすでに使われています。別のIDを入力してください。"],
-    [/^Field required$/, () => "入力してください。"],
-    [/^String should have at least 1 character/, () => "入力してください。"],
-    [/^String should have at most (\d+) characters?$/, (m) => `${m[1]}文字以内にしてください。`],
-    [/^needs at least one item$/, () => "1行以上入力してください。"],
-    [/^is (\d+) characters long; the limit is (\d+)$/, (m) => `${m[1]}文字あります。${m[2]}文字以内にしてください。`],
-    [/^has (\d+) items; the limit is (\d+)$/, (m) => `${m[1]}件あります。${m[2]}件以内にしてください。`],
-    [/^item (\d+) is (\d+) characters; limit (\d+)$/, (m) => `${m[1]}行目が${m[2]}文字あります。${m[3]}文字以内にしてください。`],
-    [/^item (\d+) must be a single line$/, (m) => `${m[1]}行目：1行で入力してください。`],
-    [/^item (\d+) must be non-empty text$/, (m) => `${m[1]}行目が空です。`],
-    [/^item (\d+) must not contain control characters$/, (m) => `${m[1]}行目に使えない文字（制御文字）が含まれています。`],
-    [/^item (\d+) 「(.*)」 is the same as 「(.*)」 of entry '(.*)'$/, (m) =>
-      `${m[1]}行目「${m[2]}」は、エントリ ${m[4]} の「${m[3]}」と同じ言い回しです。言い回しは1つのエントリにだけ登録できます。`],
-    [/^must not contain control characters$/, () => "使えない文字（制御文字）が含まれています。"],
-    [/^is not valid Unicode/, () => "使えない文字が含まれています。"],
-    [/^must be 1-80 lowercase letters, digits or hyphens/, () =>
-      "半角英小文字・数字・ハイフンの80文字以内で、英小文字か数字で始めてください。"],
-    [/^must not contain HTML tags/, () => "HTMLタグ（<script> など）は使えません。文章か、使える書式で入力してください。"],
-    [/^unknown placeholder (\{\{.*?\}\})/, (m) => `差し込み ${m[1]} は使えません。使えるのは {{市名}} {{開庁時間}} {{閉庁日}} {{市役所住所}} {{代表電話}} です。`],
-    [/^link target '(.*)' must start with/, (m) => `リンク先「${m[1]}」は http://、https://、mailto:、tel: のいずれかで始めてください。`],
-    [/^must start with http:\/\/ or https:\/\/$/, () => "http:// または https:// で始まるURLを入力してください。"],
-    [/is not a date in the form YYYY-MM-DD$/, () => "日付を正しく入力してください。"],
-    [/^(\S+) is before valid_from (\S+)$/, () => "終了日が施行日より前になっています。"],
-    [/another editor must approve it$/, () => "ご自身が作成した版は承認できません。別の編集者に承認を依頼してください。"],
-    [/; this needs it to be /, () => "この版の状態が変わっています。最新の状態を表示しましたので、もう一度お試しください。"],
-    [/has no published revision to archive$/, () => "公開中の版がないため、公開を停止できません。"],
-  ];
-
-  function translate(message) {
-    const text = String(message);
-    for (const [pattern, render] of TRANSLATIONS) {
-      const match = text.match(pattern);
-      if (match) return render(match);
-    }
-    return text;
-  }
+  const say = M.say;
+  const errorText = (error) =>
+    M.errorText(error, null, "予期しないエラーが起きました。画面を再読み込みしてください。");
 
   // A <dialog> that resolves true when its "ok" button closed it (Escape cancels).
   function ask(dialog) {
@@ -629,7 +578,7 @@
     for (const p of problems) {
       const name = FORM_FIELDS.includes(p.field) ? p.field : null;
       if (!byField.has(name)) byField.set(name, []);
-      byField.get(name).push(translate(p.msg));
+      byField.get(name).push(p.message);
     }
     for (const [name, messages] of byField) {
       if (name === null) continue;
@@ -656,8 +605,8 @@
     else summary.focus();
   }
 
-  function problemsFrom(detail, prefix) {
-    return detail.map((p) => ({ field: fieldOf(p, prefix), msg: p.msg }));
+  function problemsFrom(error, prefix) {
+    return error.problems.map((p) => ({ field: fieldOf(p, prefix), message: p.message }));
   }
 
   // ---------------------------------------------------------------- workflow actions
@@ -701,7 +650,7 @@
       } catch (error) {
         if (!Array.isArray(error.detail)) throw error;
         say($("entry-message"), "保存できませんでした。入力内容を確認してください。", true);
-        showFieldErrors(problemsFrom(error.detail, ["body"]));
+        showFieldErrors(problemsFrom(error, ["body"]));
         return;
       }
       unsaved.delete(entry.key);
@@ -812,7 +761,7 @@
       clearErrors();
       renderPreview(data);
     } catch (failure) {
-      if (Array.isArray(failure.detail)) showPreviewProblems(failure.detail);
+      if (Array.isArray(failure.detail)) showPreviewProblems(failure.problems);
       else say($("preview-status"), errorText(failure), true);
     } finally {
       button.removeAttribute("aria-disabled");
@@ -821,13 +770,14 @@
   }
 
   // Problems with the draft go under its fields; the rest (questions, date) under the preview.
-  function showPreviewProblems(detail) {
+  function showPreviewProblems(problems) {
     const forDraft = [];
     const forPreview = [];
-    for (const p of detail) {
+    for (const p of problems) {
       const loc = Array.isArray(p.loc) ? p.loc : [];
-      if (p.field || loc[1] === "draft") forDraft.push({ field: fieldOf(p, ["body", "draft"]), msg: p.msg });
-      else forPreview.push(translate(p.msg));
+      if (p.field || loc[1] === "draft") {
+        forDraft.push({ field: fieldOf(p, ["body", "draft"]), message: p.message });
+      } else forPreview.push(p.message);
     }
     say($("preview-status"), "プレビューできませんでした。入力内容を確認してください。", true);
     $("preview-error").textContent = forPreview.join("\n");

@@ -74,13 +74,6 @@
     return M.markdown ? M.markdown(text) : document.createTextNode(String(text || ""));
   }
 
-  // A live region announces a change of its text; emptying it first makes the same
-  // message ("コピーしました" twice) be announced again.
-  function say(region, text) {
-    region.textContent = "";
-    setTimeout(() => { region.textContent = text; }, 50);
-  }
-
   // The server masks personal numbers in what staff send (the reply reaches the
   // resident, the note stays in the ticket): say so, naming what was masked.
   function sentText(done, result) {
@@ -90,14 +83,8 @@
       "］のように伏せて保存しました。個人の番号はチャットに書かないでください。";
   }
 
-  function errorText(error) {
-    if (!(error instanceof M.ApiError)) return "予期しないエラーが起きました。";
-    if (!Array.isArray(error.detail)) return error.message;
-    return error.detail.map((problem) => {
-      const field = problem.field || (Array.isArray(problem.loc) ? problem.loc[problem.loc.length - 1] : "");
-      return (FIELD_NAMES[field] || field || "入力") + "：" + problem.msg;
-    }).join(" ");
-  }
+  const errorText = (error) => M.errorText(error, FIELD_NAMES);
+  const say = M.say;
 
   // Clipboard API where allowed; otherwise the old way, through a selected textarea.
   async function copyText(text) {
