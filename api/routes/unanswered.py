@@ -5,6 +5,7 @@ with the entry the engine finds nearest, if any.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -16,16 +17,6 @@ from assistant.engine import Engine
 from knowledge.unanswered import Question, group_questions, unanswered_questions
 
 router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])
-
-
-def _item(question: Question) -> UnansweredItem:
-    return UnansweredItem(
-        kind=question.kind,
-        text=question.text,
-        at=question.at,
-        ticket_id=question.ticket_id,
-        entry_id=question.entry_id,
-    )
 
 
 def group(engine: Engine, items: list[Question]) -> list[UnansweredGroup]:
@@ -45,7 +36,7 @@ def group(engine: Engine, items: list[Question]) -> list[UnansweredGroup]:
                 )
                 if best is not None and decision.kind != "handoff"
                 else None,
-                items=[_item(question) for question in questions],
+                items=[UnansweredItem(**asdict(question)) for question in questions],
             )
         )
     return groups
