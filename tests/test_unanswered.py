@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from knowledge.store import open_db
-from knowledge.tickets import open_ticket
 from knowledge.unanswered import Question, group_questions, unanswered_questions
+from tests.conftest import handoff
 
 
 def _question(text: str, at: str) -> Question:
@@ -37,28 +37,18 @@ def test_questions_join_the_group_whose_first_question_is_most_similar():
 
 def test_the_queue_holds_each_tickets_failed_question_with_its_kind(settings):
     db = open_db(settings.database_path)
-    turn = {"role": "resident", "text": "粗大ごみの出し方を教えて"}
-    open_ticket(
+    feedback = {"role": "resident", "text": "粗大ごみの出し方を教えて"}
+    handoff(
         db,
+        feedback,
         session_id="s1",
         reason="negative_feedback",
-        transcript=[turn],
         candidates=[{"entry_id": "sodai-gomi"}],
     )
-    open_ticket(
-        db,
-        session_id="s2",
-        reason="request_human",
-        transcript=[{"role": "resident", "text": "住民票はどこで取れますか"}],
-        candidates=[{"entry_id": "juminhyo"}],
-    )
-    open_ticket(
-        db,
-        session_id="s3",
-        reason="none_of_these",
-        transcript=[{"role": "resident", "text": "こんにちは"}],
-        candidates=[],
-    )
+    asked = {"role": "resident", "text": "住民票はどこで取れますか"}
+    handoff(db, asked, session_id="s2", candidates=[{"entry_id": "juminhyo"}])
+    greeted = {"role": "resident", "text": "こんにちは"}
+    handoff(db, greeted, session_id="s3", reason="none_of_these")
     questions = unanswered_questions(db, days=30)
     assert [(q.kind, q.text, q.entry_id) for q in questions] == [
         ("negative_feedback", "粗大ごみの出し方を教えて", "sodai-gomi"),
