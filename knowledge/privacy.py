@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 EMAIL = "メールアドレス"
 CARD = "カード番号"
@@ -155,6 +156,11 @@ def mask_found(text: str) -> tuple[str, list[str]]:
 def mask_personal_data(text: str) -> str:
     """Replace e-mail addresses, card numbers, phone numbers and My Numbers."""
     return mask_found(text)[0]
+
+
+def mask_turns(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Conversation turns as a ticket stores them: each turn's text masked."""
+    return [{**turn, "text": mask_personal_data(str(turn.get("text", "")))} for turn in turns]
 
 
 _QUERY = re.compile(r"[?#]")

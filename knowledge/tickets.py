@@ -16,7 +16,7 @@ import sqlite_utils
 
 from knowledge.inquiries import failed_question
 from knowledge.model import KnowledgeError, has_control_characters, has_html
-from knowledge.privacy import clean_page, mask_found, mask_personal_data
+from knowledge.privacy import clean_page, mask_found, mask_personal_data, mask_turns
 from knowledge.store import now_iso, record_audit, write_transaction
 
 MAX_REPLY_CHARS = 2000
@@ -90,10 +90,6 @@ def _ticket(row: dict) -> Ticket:
     )
 
 
-def _masked_turns(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**turn, "text": mask_personal_data(str(turn.get("text", "")))} for turn in turns]
-
-
 def open_ticket(
     db: sqlite_utils.Database,
     *,
@@ -109,7 +105,7 @@ def open_ticket(
     with write_transaction(db):
         existing = find_open_ticket(db, session_id)
         if existing is not None:
-            turns = existing.transcript + _masked_turns(transcript[len(existing.transcript) :])
+            turns = existing.transcript + mask_turns(transcript[len(existing.transcript) :])
             db["tickets"].update(
                 existing.id,
                 {
@@ -120,7 +116,7 @@ def open_ticket(
             )
             ticket_id = existing.id
         else:
-            turns = _masked_turns(transcript)
+            turns = mask_turns(transcript)
             ticket_id = (
                 db["tickets"]
                 .insert(
@@ -145,7 +141,7 @@ def open_ticket(
 def append_turn(db: sqlite_utils.Database, ticket_id: int, turn: dict[str, Any]) -> Ticket:
     with write_transaction(db):
         ticket = get_ticket(db, ticket_id)
-        transcript = ticket.transcript + _masked_turns([turn])
+        transcript = ticket.transcript + mask_turns([turn])
         db["tickets"].update(
             ticket_id,
             {"transcript": json.dumps(transcript, ensure_ascii=False), "updated_at": now_iso()},

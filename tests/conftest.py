@@ -75,6 +75,27 @@ def bearer(settings: Settings, name: str, role: str = "editor") -> dict[str, str
     return {"Authorization": f"Bearer {session.token}"}
 
 
+def handoff(
+    db,
+    *turns: dict,
+    session_id: str = "s",
+    reason: str = "requested_human",
+    candidates: list[dict] | None = None,
+    page: str = "",
+):
+    """A ticket opened on real SQLite for a conversation of ``turns``, as a handoff does."""
+    from knowledge.tickets import open_ticket
+
+    return open_ticket(
+        db,
+        session_id=session_id,
+        reason=reason,
+        transcript=list(turns),
+        candidates=candidates or [],
+        page=page,
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """An empty knowledge home."""

@@ -1,13 +1,16 @@
-"""The madoguchi command, run as a real process (and in process, where no model loads)."""
+"""The madoguchi command: ``main(argv)`` in this process (torch loads once, not per call),
+and as a real process where the point is the process itself (its umask, its environment)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import pytest
 
@@ -16,27 +19,69 @@ from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER, STARTER_COUNT
 
 
-def madoguchi(
-    settings, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
+@dataclass(frozen=True)
+class Run:
+    """What ``madoguchi ARGS`` did: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def madoguchi(monkeypatch, capsys):
+    """``madoguchi ARGS`` over ``settings``'s home, run in this process by ``main(argv)``.
+
+    stderr holds what a process of its own would print there: the warnings logged too
+    (a process without logging configured prints them, as Python's last-resort handler
+    does), and a usage error is exit status 2. The process's umask is restored after.
+    """
+
+    def run(settings, *args: str, env: dict[str, str] | None = None) -> Run:
+        environment = {
+            "MADOGUCHI_HOME": str(settings.home),
+            "MADOGUCHI_ENCODER": str(settings.encoder_path),
+            **(env or {}),
+        }
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()  # what earlier calls printed is theirs
+        warnings = logging.StreamHandler(sys.stderr)  # the captured stderr
+        warnings.setLevel(logging.WARNING)
+        logging.getLogger().addHandler(warnings)
+        umask = os.umask(0o077)
+        os.umask(umask)
+        try:
+            code = main(list(args))
+        except SystemExit as usage:  # argparse
+            code = usage.code
+        finally:
+            logging.getLogger().removeHandler(warnings)
+            os.umask(umask)
+        printed = capsys.readouterr()
+        return Run(code, printed.out, printed.err)
+
+    return run
+
+
+def madoguchi_process(settings, *args: str) -> subprocess.CompletedProcess:
+    """``madoguchi ARGS`` as a process of its own (it loads torch: ~10 s a search)."""
     env = {
         **os.environ,
         "MADOGUCHI_HOME": str(settings.home),
         "MADOGUCHI_ENCODER": str(settings.encoder_path),
         "HF_HUB_OFFLINE": "1",
-        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "assistant.cli", *args],
         env=env,
-        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def test_import_then_export_jsonl(settings, tmp_path):
+def test_import_then_export_jsonl(settings, tmp_path, madoguchi):
     result = madoguchi(settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish")
     assert result.returncode == 0, result.stderr
     assert f"created {STARTER_COUNT}, updated 0, unchanged 0, rejected 0" in result.stdout
@@ -55,7 +100,9 @@ def test_import_then_export_jsonl(settings, tmp_path):
     assert set(lines[0]) >= {"id", "title", "questions", "answer", "department"}
 
 
-def test_strict_import_of_a_bad_file_fails_with_the_line_and_changes_nothing(settings, tmp_path):
+def test_strict_import_of_a_bad_file_fails_with_the_line_and_changes_nothing(
+    settings, tmp_path, madoguchi
+):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "title": "t", "questions": ["q"], "answer": "a"}\n{oops\n')
     result = madoguchi(settings, "kb", "import", str(bad), "--format", "jsonl", "--strict")
@@ -64,13 +111,13 @@ def test_strict_import_of_a_bad_file_fails_with_the_line_and_changes_nothing(set
     assert "nothing was changed" in result.stderr
 
 
-def test_unknown_format_is_a_usage_error(settings, tmp_path):
+def test_unknown_format_is_a_usage_error(settings, tmp_path, madoguchi):
     result = madoguchi(settings, "kb", "import", str(tmp_path), "--format", "xml")
     assert result.returncode == 2
     assert "invalid choice: 'xml'" in result.stderr
 
 
-def test_search_json_and_batch(starter_settings, tmp_path):
+def test_search_json_and_batch(starter_settings, tmp_path, madoguchi):
     result = madoguchi(starter_settings, "search", "粗大ごみを出したい", "--json", "--top-k", "3")
     assert result.returncode == 0, result.stderr
     single = json.loads(result.stdout)
@@ -101,7 +148,7 @@ def test_search_json_and_batch(starter_settings, tmp_path):
         ('{"id": 1, "text": "' + "あ" * 2001 + '"}\n', "limit 2000"),
     ],
 )
-def test_batch_rejects_bad_lines(starter_settings, tmp_path, content, message):
+def test_batch_rejects_bad_lines(starter_settings, tmp_path, madoguchi, content, message):
     batch = tmp_path / "q.jsonl"
     batch.write_text(content, "utf-8")
     result = madoguchi(starter_settings, "search", "--batch", str(batch))
@@ -110,13 +157,14 @@ def test_batch_rejects_bad_lines(starter_settings, tmp_path, content, message):
     assert result.stdout == ""
 
 
-def test_search_needs_text_or_batch(starter_settings):
+def test_search_needs_text_or_batch(starter_settings, madoguchi):
     result = madoguchi(starter_settings, "search")
     assert result.returncode == 1
     assert "give either TEXT or --batch FILE" in result.stderr
 
 
 def test_bad_setting_is_named(settings):
+    """A process of its own: the environment it starts with, its exit status."""
     env_settings = settings
     result = subprocess.run(
         [sys.executable, "-m", "assistant.cli", "search", "x"],
@@ -132,23 +180,16 @@ def test_bad_setting_is_named(settings):
     assert "MADOGUCHI_ANSWER_THRESHOLD='high' is not a number" in result.stderr
 
 
-def test_missing_encoder_says_how_to_build_it(settings, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "search", "住民票"],
-        env={
-            **os.environ,
-            "MADOGUCHI_HOME": str(settings.home),
-            "MADOGUCHI_ENCODER": str(tmp_path / "none"),
-        },
-        capture_output=True,
-        text=True,
+def test_missing_encoder_says_how_to_build_it(settings, tmp_path, madoguchi):
+    result = madoguchi(
+        settings, "search", "住民票", env={"MADOGUCHI_ENCODER": str(tmp_path / "none")}
     )
     assert result.returncode == 1
     assert "madoguchi encoder build" in result.stderr
 
 
 def test_validate_passes_on_the_starter_entries_and_fails_naming_entry_and_field(
-    settings, tmp_path
+    settings, tmp_path, madoguchi
 ):
     ok = madoguchi(settings, "kb", "validate", str(STARTER), "--format", "yaml")
     assert ok.returncode == 0, ok.stderr
@@ -164,7 +205,7 @@ def test_validate_passes_on_the_starter_entries_and_fails_naming_entry_and_field
     assert "bad.jsonl:1: entry 'a', field 'valid_until': 2027-01-01 is before" in result.stderr
 
 
-def test_history_archive_and_rollback(starter_settings):
+def test_history_archive_and_rollback(starter_settings, madoguchi):
     archived = madoguchi(starter_settings, "kb", "archive", "sodai-gomi", "--user", "suzuki")
     assert archived.returncode == 0, archived.stderr
     again = madoguchi(starter_settings, "kb", "archive", "sodai-gomi")
@@ -215,15 +256,12 @@ def _city_csv(tmp_path):
 
 
 @pytest.fixture
-def run_cli(settings, monkeypatch, capsys):
-    """``main(argv)`` in this process over ``settings``: (exit status, stdout, stderr)."""
-    monkeypatch.setenv("MADOGUCHI_HOME", str(settings.home))
-    monkeypatch.setenv("MADOGUCHI_ENCODER", str(settings.encoder_path))
+def run_cli(settings, madoguchi):
+    """``madoguchi ARGV`` in this process over ``settings``: (exit status, stdout, stderr)."""
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+        result = madoguchi(settings, *argv)
+        return result.returncode, result.stdout, result.stderr
 
     return run
 
@@ -315,10 +353,13 @@ def test_cli_commands_leave_every_file_under_the_home_private(settings, tmp_path
         loose.chmod(0o644)
     finally:
         os.umask(old)
-    result = madoguchi(settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish")
+    # Processes of their own: the umask they run with is theirs (assistant.files).
+    result = madoguchi_process(
+        settings, "kb", "import", str(STARTER), "--format", "yaml", "--publish"
+    )
     assert result.returncode == 0, result.stderr
     assert "private to this user" in result.stderr  # the tightening is logged
-    backup = madoguchi(settings, "backup", str(tmp_path / "backups"))
+    backup = madoguchi_process(settings, "backup", str(tmp_path / "backups"))
     assert backup.returncode == 0, backup.stderr
     for root in (settings.home, tmp_path / "backups"):
         modes = {
@@ -331,7 +372,7 @@ def test_cli_commands_leave_every_file_under_the_home_private(settings, tmp_path
 
 
 @pytest.mark.parametrize("command", [["kb", "history", "dog"], ["search", "犬の登録"]])
-def test_a_database_newer_than_the_program_is_an_error_line(settings, command):
+def test_a_database_newer_than_the_program_is_an_error_line(settings, madoguchi, command):
     """It was a traceback (a bare RuntimeError the CLI did not translate)."""
     settings.home.mkdir(parents=True)
     with sqlite3.connect(settings.database_path) as db:

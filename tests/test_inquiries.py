@@ -10,7 +10,8 @@ import pytest
 
 from knowledge.inquiries import before_handoff, failed_question
 from knowledge.store import open_db
-from knowledge.tickets import append_turn, get_ticket, open_ticket
+from knowledge.tickets import append_turn, get_ticket
+from tests.conftest import handoff
 
 HANDOFF = {"role": "assistant", "text": "職員にお伝えしました。しばらくお待ちください。"}
 
@@ -21,9 +22,7 @@ def said(text: str, intent: str | None = None) -> dict:
 
 def handed_off(db, *turns: dict):
     """A ticket opened for a conversation of ``turns`` and the handoff message."""
-    return open_ticket(
-        db, session_id="s", reason="requested_human", transcript=[*turns, HANDOFF], candidates=[]
-    )
+    return handoff(db, *turns, HANDOFF)
 
 
 def bot(text: str) -> dict:

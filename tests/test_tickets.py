@@ -19,6 +19,7 @@ from knowledge.tickets import (
     reply_to_ticket,
     resolve_ticket,
 )
+from tests.conftest import handoff
 
 
 @pytest.mark.parametrize(
@@ -89,12 +90,10 @@ def test_unknown_ticket(settings):
 
 
 def handed_off(db, session_id: str = "s-3"):
-    return open_ticket(
+    return handoff(
         db,
+        {"role": "resident", "text": "人と話したい"},
         session_id=session_id,
-        reason="requested_human",
-        transcript=[{"role": "resident", "text": "人と話したい"}],
-        candidates=[],
         page="https://www.example.lg.jp/kokuho/",
     )
 

@@ -1,103 +1,51 @@
-"""What residents asked that the knowledge base did not answer, grouped by similarity.
-
-Every handoff is such a question: 「どれにも当てはまらない」, an answer that did not
-help (negative feedback), two messages the assistant could not place, a request for a
-person. The question is the resident's last real inquiry before the handoff, chosen when
-the ticket was opened (``knowledge.inquiries``). Questions are grouped greedily, oldest
-first, by the cosine similarity of their embeddings (the engine's own encoder) to each
-group's first question; the biggest group comes first, and each gets the entry the
-engine finds nearest, if any.
+"""The editors' queue of what residents asked that the knowledge base did not answer
+(``knowledge.unanswered``): the questions grouped by the engine's own encoder, each group
+with the entry the engine finds nearest, if any.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import asdict
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import require_editor
 from api.deps import KnowledgeDb, KnowledgeEngine
 from api.schemas import CandidateBrief, UnansweredGroup, UnansweredItem, UnansweredPublic
 from assistant.engine import Engine
-from knowledge.tickets import list_tickets
+from knowledge.unanswered import Question, group_questions, unanswered_questions
 
 router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])
-SIMILAR = 0.8  # cosine similarity at which two questions count as the same question
-KINDS = {
-    "none_of_these": "none_of_these",
-    "negative_feedback": "negative_feedback",
-    "two_failed_turns": "two_failed_turns",
-}
 
 
-def unanswered_items(db, days: int) -> list[UnansweredItem]:
-    since = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).isoformat()
-    items = []
-    for ticket in list_tickets(db):
-        if ticket.created_at < since:
-            continue
-        text = ticket.question
-        if not text:
-            continue
-        answered = ticket.candidates[0].get("entry_id") if ticket.candidates else None
-        items.append(
-            UnansweredItem(
-                kind=KINDS.get(ticket.reason, "handoff"),
-                text=text,
-                at=ticket.created_at,
-                ticket_id=ticket.id,
-                entry_id=answered if ticket.reason == "negative_feedback" else None,
-            )
-        )
-    items.sort(key=lambda item: (item.at, item.ticket_id or 0))
-    return items
-
-
-def group(engine: Engine, items: list[UnansweredItem]) -> list[UnansweredGroup]:
+def group(engine: Engine, items: list[Question]) -> list[UnansweredGroup]:
     if not items:
         return []
-    vectors = engine.encode([item.text for item in items])
-    heads: list[int] = []  # index of each group's first item
-    members: list[list[int]] = []
-    for i in range(len(items)):
-        if heads:
-            similarity = vectors[heads] @ vectors[i]
-            best = int(np.argmax(similarity))
-            if similarity[best] >= SIMILAR:
-                members[best].append(i)
-                continue
-        heads.append(i)
-        members.append([i])
     groups = []
-    for head, indexes in zip(heads, members, strict=True):
-        representative = items[head].text
+    for questions in group_questions(items, engine.encode([item.text for item in items])):
+        representative = questions[0].text
         decision = engine.search(representative, top_k=1)
         best = decision.best
         groups.append(
             UnansweredGroup(
-                size=len(indexes),
+                size=len(questions),
                 representative=representative,
                 suggestion=CandidateBrief(
                     entry_id=best.entry_id, title=best.title, score=best.score
                 )
                 if best is not None and decision.kind != "handoff"
                 else None,
-                items=[items[i] for i in indexes],
+                items=[UnansweredItem(**asdict(question)) for question in questions],
             )
         )
-    groups.sort(key=lambda g: (-g.size, g.items[0].at))
     return groups
 
 
 @router.get("/unanswered", response_model=UnansweredPublic)
-async def unanswered(
+def unanswered(
     db: KnowledgeDb,
     engine: KnowledgeEngine,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> UnansweredPublic:
-    items = await run_in_threadpool(unanswered_items, db, days)
-    groups = await run_in_threadpool(group, engine, items)
-    return UnansweredPublic(days=days, groups=groups)
+    return UnansweredPublic(days=days, groups=group(engine, unanswered_questions(db, days)))

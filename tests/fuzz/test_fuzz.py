@@ -910,7 +910,9 @@ def strategy_problems(shapes: list[RouteShape], plan: dict) -> list[str]:
     for shape in shapes:
         strategy = plan.get((shape.method, shape.path))
         if strategy is None:
-            problems.append(f"{shape.method} {shape.path}: no fuzz strategy in tests/test_fuzz.py")
+            problems.append(
+                f"{shape.method} {shape.path}: no fuzz strategy in tests/fuzz/test_fuzz.py"
+            )
             continue
         if set(strategy.path) != set(shape.path_params):
             problems.append(f"{shape.method} {shape.path}: path params {shape.path_params}")
