@@ -4,64 +4,17 @@ and as a real process where the point is the process itself (its umask, its envi
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sqlite3
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import pytest
 
 from assistant.cli import main
 from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER, STARTER_COUNT
-
-
-@dataclass(frozen=True)
-class Run:
-    """What ``madoguchi ARGS`` did: its exit status and what it printed."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-@pytest.fixture
-def madoguchi(monkeypatch, capsys):
-    """``madoguchi ARGS`` over ``settings``'s home, run in this process by ``main(argv)``.
-
-    stderr holds what a process of its own would print there: the warnings logged too
-    (a process without logging configured prints them, as Python's last-resort handler
-    does), and a usage error is exit status 2. The process's umask is restored after.
-    """
-
-    def run(settings, *args: str, env: dict[str, str] | None = None) -> Run:
-        environment = {
-            "MADOGUCHI_HOME": str(settings.home),
-            "MADOGUCHI_ENCODER": str(settings.encoder_path),
-            **(env or {}),
-        }
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
-        capsys.readouterr()  # what earlier calls printed is theirs
-        warnings = logging.StreamHandler(sys.stderr)  # the captured stderr
-        warnings.setLevel(logging.WARNING)
-        logging.getLogger().addHandler(warnings)
-        umask = os.umask(0o077)
-        os.umask(umask)
-        try:
-            code = main(list(args))
-        except SystemExit as usage:  # argparse
-            code = usage.code
-        finally:
-            logging.getLogger().removeHandler(warnings)
-            os.umask(umask)
-        printed = capsys.readouterr()
-        return Run(code, printed.out, printed.err)
-
-    return run
 
 
 def madoguchi_process(settings, *args: str) -> subprocess.CompletedProcess:

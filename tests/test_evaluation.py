@@ -10,7 +10,6 @@ import pytest
 from assistant.config import PROJECT_ROOT
 from assistant.engine import Candidate, Decision
 from assistant.evaluation import EvaluationInputError, evaluate, read_qrels
-from tests.test_cli import madoguchi
 
 DEV = PROJECT_ROOT / "assistant" / "eval"
 
@@ -57,7 +56,7 @@ def test_dev_set_is_large_enough_and_points_at_starter_entries():
     assert {entry for rel in qrels.values() for entry in rel} <= known
 
 
-def test_eval_command_reports_every_figure(starter_settings):
+def test_eval_command_reports_every_figure(starter_settings, madoguchi):
     result = madoguchi(
         starter_settings,
         "eval",
@@ -126,7 +125,7 @@ def test_the_faq_dev_set_stays_at_the_recorded_figures(tmp_path_factory):
     assert_at_the_recorded_figures("faq", report.as_dict())
 
 
-def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
+def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings, madoguchi):
     dev = ["--queries", str(DEV / "dev_queries.jsonl"), "--qrels", str(DEV / "dev_qrels.json")]
     result = madoguchi(starter_settings, "eval", *dev, "--tune", "--json")
     assert result.returncode == 0, result.stderr
@@ -146,7 +145,7 @@ def test_tune_proposes_thresholds_that_the_engine_then_meets(starter_settings):
         assert report[name] == proposal[name], name
 
 
-def test_tune_says_so_when_no_thresholds_reach_the_targets(starter_settings):
+def test_tune_says_so_when_no_thresholds_reach_the_targets(starter_settings, madoguchi):
     dev = ["--queries", str(DEV / "dev_queries.jsonl"), "--qrels", str(DEV / "dev_qrels.json")]
     result = madoguchi(
         starter_settings, "eval", *dev, "--tune", "--min-precision", "1", "--min-rejection", "1"
