@@ -5,7 +5,9 @@ buttons' payloads (a choice, feedback, 「どれにも当てはまらない」),
 (「2番目」) right after choices were offered, and an explicit request for a person.
 Everything else is a question for the engine, and what is said for its decision comes
 from ``assistant.dialogue``, the same code the Rasa actions use: an inquiry gets the
-same entry and byte-identical text on either path.
+same entry and byte-identical text on either path. Tickets are opened by
+``assistant.handoffs`` and feedback is recorded by ``assistant.feedback_rule``, as on
+the Rasa path.
 
 What a conversation remembers (the last entry, the offered choices, failed turns and
 the turns so far, for a ticket) is kept in this process's memory for the most recent
@@ -25,12 +27,10 @@ from typing import Any
 
 import sqlite_utils
 
-from assistant import dialogue
+from assistant import dialogue, handoffs
 from assistant.engine import Engine
+from assistant.feedback_rule import feedback_outcome
 from knowledge.inquiries import PERSON_REQUEST
-from knowledge.model import EntryNotFound
-from knowledge.tickets import open_ticket, record_feedback
-from knowledge.waiting import expected_wait
 
 _PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
 # A typed choice is short (「2番目」「最後の」); a longer message is a question.
@@ -54,7 +54,7 @@ class Memory:
 
 @dataclass(frozen=True)
 class Turn:
-    decision: str
+    decision: dialogue.ReplyDecision
     replies: tuple[dialogue.Reply, ...]
     handoff_id: int | None = None
 
@@ -103,27 +103,20 @@ class DegradedChat:
         outcome = self._outcome(db, session_id, memory, message)
         replies = list(outcome.replies)
         handoff_id = None
-        if outcome.handoff and not handoff_allowed:
-            text = dialogue.handoff_limited_reply(self.engine.city)
-            replies.append(dialogue.Reply(text, "handoff_refused"))
-        elif outcome.handoff:
-            city = self.engine.city
-            wait = expected_wait(db, city, now)
-            text = dialogue.handoff_reply(city, now, wait, outcome.handoff.reason)
-            turns = [*memory.turns, *({"role": "assistant", "text": r.text} for r in replies)]
-            turns.append({"role": "assistant", "text": text, "at": now.timestamp()})
-            ticket = open_ticket(
+        if outcome.handoff:
+            said = [*memory.turns, *({"role": "assistant", "text": r.text} for r in replies)]
+            reply = handoffs.hand_off(
                 db,
+                self.engine.city,
+                now,
+                outcome.handoff,
                 session_id=session_id,
-                reason=outcome.handoff.reason,
-                transcript=turns,
-                candidates=outcome.handoff.candidates,
-                channel="web",
-                page=(page or "")[:500],
+                transcript=said,
+                allowed=handoff_allowed,
+                page=page or "",
             )
-            handoff_id = ticket.id
-            fields = {"handoff_id": ticket.id, "reason": outcome.handoff.reason}
-            replies.append(dialogue.Reply(text, "handoff", fields=fields))
+            replies.append(reply)
+            handoff_id = reply.fields.get("handoff_id")
         memory.remember(outcome.remember)
         for reply in replies:
             if reply.decision == "clarify":
@@ -145,10 +138,15 @@ class DegradedChat:
                 entities.get("entry_id") if isinstance(entities.get("entry_id"), str) else None
             )
             if intent == "choose_entry" and entry_id:
-                return self._entry(entry_id)
+                return dialogue.chosen_outcome(self.engine, entry_id)
             if intent in ("feedback_positive", "feedback_negative"):
-                return self._feedback(
-                    db, session_id, memory, entry_id, intent == "feedback_positive"
+                return feedback_outcome(
+                    db,
+                    session_id=session_id,
+                    helpful=intent == "feedback_positive",
+                    entry_id=entry_id,
+                    last_entry_id=memory.last_entry_id,
+                    last_revision=memory.last_revision,
                 )
             if intent == "none_of_these":
                 request = dialogue.HandoffRequest("none_of_these", memory.offered_candidates)
@@ -162,41 +160,6 @@ class DegradedChat:
         if offered and len(unicodedata.normalize("NFKC", message)) <= MAX_CHOICE_CHARS:
             position = dialogue.ordinal(message, len(offered))
             if position is not None:
-                return self._entry(offered[position])
+                return dialogue.chosen_outcome(self.engine, offered[position])
         decision = self.engine.search_in_context(message, memory.last_entry_id)
         return dialogue.respond(self.engine, decision, memory.failed_turns)
-
-    def _entry(self, entry_id: str) -> dialogue.Outcome:
-        try:
-            return dialogue.entry_outcome(self.engine, entry_id, "answer")
-        except EntryNotFound:
-            return dialogue.Outcome(handoff=dialogue.HandoffRequest("choice_unavailable"))
-
-    def _feedback(
-        self,
-        db: sqlite_utils.Database,
-        session_id: str,
-        memory: Memory,
-        entry_id: str | None,
-        helpful: bool,
-    ) -> dialogue.Outcome:
-        entry_id = entry_id or memory.last_entry_id
-        revision = memory.last_revision if entry_id == memory.last_entry_id else None
-        record_feedback(
-            db,
-            session_id=session_id,
-            entry_id=entry_id,
-            revision=revision,
-            helpful=helpful,
-            text="",
-        )
-        if helpful:
-            reply = dialogue.Reply(
-                dialogue.THANKS_FOR_FEEDBACK, "feedback", fields={"entry_id": entry_id}
-            )
-            return dialogue.Outcome((reply,))
-        answered = [{"entry_id": entry_id, "revision": revision, "answered": True}]
-        return dialogue.Outcome(
-            remember={"failed_turns": 0},
-            handoff=dialogue.HandoffRequest("negative_feedback", answered if entry_id else []),
-        )

@@ -14,10 +14,12 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from assistant.engine import Decision, Engine
+from assistant.ranking import DecisionKind
 from knowledge.city import CityProfile, japanese_moment
+from knowledge.model import EntryNotFound
 from knowledge.waiting import Wait, japanese_duration
 
 NONE_OF_THESE = "どれにも当てはまらない"
@@ -46,7 +48,7 @@ HANDOFF_KEPT = (
     "お返事をご確認いただけます。"
 )
 # Why the assistant hands over, when the resident did not ask for a person themselves.
-HANDOFF_REASONS = {
+HANDOFF_REASONS: dict[HandoffReason, str] = {
     "two_failed_turns": (
         "2回続けて、お尋ねの内容に合うご案内を見つけられませんでした。職員におつなぎします。"
     ),
@@ -60,20 +62,33 @@ HANDOFF_LIMITED = (
 )
 FAILED_TURNS_BEFORE_HANDOFF = 2
 
+# What a turn was, as a reply (and the API's ``decision``) says: the engine's decision,
+# or what the dialogue made of the resident's message.
+ReplyDecision = Literal[DecisionKind, "rephrase", "feedback", "smalltalk", "handoff_refused"]
+# Why a conversation goes to a person (a ticket's ``reason``).
+HandoffReason = Literal[
+    "requested_human",
+    "none_of_these",
+    "negative_feedback",
+    "two_failed_turns",
+    "choice_unavailable",
+    "assistant_error",
+]
+
 
 @dataclass(frozen=True)
 class Reply:
     """One message to the resident; ``fields`` go into the API's reply metadata."""
 
     text: str
-    decision: str
+    decision: ReplyDecision
     buttons: tuple[dict[str, str], ...] = ()
     fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class HandoffRequest:
-    reason: str
+    reason: HandoffReason
     candidates: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -110,7 +125,7 @@ def feedback_buttons(entry_id: str) -> tuple[dict[str, str], ...]:
 
 
 def entry_outcome(
-    engine: Engine, entry_id: str, decision: str, revision: int | None = None
+    engine: Engine, entry_id: str, decision: ReplyDecision, revision: int | None = None
 ) -> Outcome:
     """The entry's answer verbatim, its department and contact, and the feedback question.
 
@@ -132,6 +147,15 @@ def entry_outcome(
             "failed_turns": 0,
         },
     )
+
+
+def chosen_outcome(engine: Engine, entry_id: str) -> Outcome:
+    """The entry the resident picked from the choices; a choice no longer published (a
+    stale button: the entry was archived meanwhile) goes to a person."""
+    try:
+        return entry_outcome(engine, entry_id, "answer")
+    except EntryNotFound:
+        return Outcome(handoff=HandoffRequest("choice_unavailable"))
 
 
 def choices_outcome(decision: Decision) -> Outcome:
@@ -171,7 +195,10 @@ def handoff_limited_reply(city: CityProfile) -> str:
 
 
 def handoff_reply(
-    city: CityProfile, now: dt.datetime, wait: Wait | None = None, reason: str = ""
+    city: CityProfile,
+    now: dt.datetime,
+    wait: Wait | None = None,
+    reason: HandoffReason | None = None,
 ) -> str:
     """What the resident is told: why a person takes over (unless they asked), when a
     person answers (roughly how long during office hours, else from the next opening),

@@ -44,13 +44,12 @@ from api.schemas import (
     ChatTopic,
     ChatWelcomePublic,
 )
-from assistant import dialogue, logs
+from assistant import dialogue, handoffs, logs, replies
 from assistant.engine import Engine
 from assistant.keys import INTERNAL_TOKEN_HEADER
 from knowledge.model import EntryNotFound
 from knowledge.privacy import clean_page, mask_personal_data
-from knowledge.tickets import append_turn, find_open_ticket, messages_for, open_ticket
-from knowledge.waiting import expected_wait
+from knowledge.tickets import append_turn, find_open_ticket, messages_for
 
 router = APIRouter(prefix="/api", tags=["chat"])
 log = logging.getLogger(__name__)
@@ -62,42 +61,36 @@ def _buttons(raw: object) -> list[Button] | None:
     return buttons or None
 
 
-def _replies_from_rasa(messages: list[dict]) -> tuple[list[ChatReply], dict]:
-    """Rasa's REST output: our actions' payloads (text carried whole) and plain responses."""
-    replies: list[ChatReply] = []
-    meta: dict = {}
-    for message in messages:
-        custom = message.get("custom")
-        if isinstance(custom, dict) and isinstance(custom.get("madoguchi"), dict):
-            info = custom["madoguchi"]
-            meta = meta or dict(info)  # the first decision of the turn is the turn's decision
-            if info.get("handoff_id") is not None:  # an apology comes before the handoff
-                meta["decision"], meta["handoff_id"] = "handoff", info["handoff_id"]
-            elif info.get("decision") == "handoff_refused":
-                meta["decision"] = "handoff_refused"
-            if info.get("text"):
-                replies.append(
-                    ChatReply(
-                        text=info["text"],
-                        buttons=_buttons(info.get("buttons")),
-                        entry_id=info.get("entry_id"),
-                        revision=info.get("revision"),
-                    )
-                )
-        elif message.get("text"):
-            replies.append(
-                ChatReply(text=message["text"], buttons=_buttons(message.get("buttons")))
-            )
-    return replies, meta
-
-
 def _chat_reply(reply: dialogue.Reply) -> ChatReply:
     return ChatReply(
         text=reply.text,
-        buttons=[Button(**b) for b in reply.buttons] or None,
+        buttons=_buttons(reply.buttons),
         entry_id=reply.fields.get("entry_id"),
         revision=reply.fields.get("revision"),
     )
+
+
+def _replies_from_rasa(
+    messages: list[dict],
+) -> tuple[list[ChatReply], dialogue.ReplyDecision, int | None]:
+    """Rasa's REST output: our actions' replies (``assistant.replies``, text carried
+    whole) and plain responses; the turn's decision and the ticket it opened, if any."""
+    shown: list[ChatReply] = []
+    decision: dialogue.ReplyDecision | None = None
+    handoff_id = None
+    for message in messages:
+        reply = replies.decode(message.get("custom"))
+        if reply is not None:
+            decision = decision or reply.decision  # the turn's first decision is the turn's
+            if reply.fields.get("handoff_id") is not None:  # an apology comes first
+                decision, handoff_id = "handoff", reply.fields["handoff_id"]
+            elif reply.decision == "handoff_refused":
+                decision = "handoff_refused"
+            if reply.text:
+                shown.append(_chat_reply(reply))
+        elif message.get("text"):
+            shown.append(ChatReply(text=message["text"], buttons=_buttons(message.get("buttons"))))
+    return shown, decision or "smalltalk", handoff_id
 
 
 async def _ask_rasa(
@@ -155,33 +148,26 @@ def _apologise(
     db, engine: Engine, session_id: str, message: str, page: str, handoff_allowed: bool
 ) -> ChatResponse:
     """The action behind Rasa's reply failed: say so, and hand the conversation over."""
-    if not handoff_allowed:
-        refused = dialogue.handoff_limited_reply(engine.city)
-        return ChatResponse(
-            session_id=session_id,
-            decision="handoff_refused",
-            replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=refused)],
-        )
     now = engine.city.now()
-    wait = expected_wait(db, engine.city, now)
-    handoff = dialogue.handoff_reply(engine.city, now, wait, "assistant_error")
-    ticket = open_ticket(
+    said = [
+        {"role": "resident", "text": message, "at": now.timestamp()},
+        {"role": "assistant", "text": dialogue.APOLOGY, "at": now.timestamp()},
+    ]
+    handoff = handoffs.hand_off(
         db,
+        engine.city,
+        now,
+        dialogue.HandoffRequest("assistant_error"),
         session_id=session_id,
-        reason="assistant_error",
-        transcript=[
-            {"role": "resident", "text": message, "at": now.timestamp()},
-            {"role": "assistant", "text": dialogue.APOLOGY, "at": now.timestamp()},
-            {"role": "assistant", "text": handoff, "at": now.timestamp()},
-        ],
-        candidates=[],
+        transcript=said,
+        allowed=handoff_allowed,
         page=page,
     )
     return ChatResponse(
         session_id=session_id,
-        decision="handoff",
-        replies=[ChatReply(text=dialogue.APOLOGY), ChatReply(text=handoff)],
-        handoff_id=ticket.id,
+        decision=handoff.decision,
+        replies=[ChatReply(text=dialogue.APOLOGY), _chat_reply(handoff)],
+        handoff_id=handoff.fields.get("handoff_id"),
     )
 
 
@@ -258,22 +244,21 @@ async def chat(
         return ChatResponse(
             session_id=session_id, decision="handoff", replies=[], handoff_id=ticket.id
         )
-    handoffs: RateLimiter = state.handoffs_per_client
-    allowed = not handoffs.full(address)
+    handoff_limit: RateLimiter = state.handoffs_per_client
+    allowed = not handoff_limit.full(address)
     messages = await _ask_rasa(http, settings, rasa, session_id, message, page, allowed)
     if messages is not None:
-        replies, meta = _replies_from_rasa(messages)
-        if replies:
-            decision = meta.get("decision", "smalltalk")
-            if meta.get("handoff_id") is not None:  # no ticket was open: a new one
-                handoffs.record(address)
+        shown, decision, handoff_id = _replies_from_rasa(messages)
+        if shown:
+            if handoff_id is not None:  # no ticket was open: a new one
+                handoff_limit.record(address)
             metrics.decisions.labels(decision, "rasa").inc()
-            _count_answers(state.answer_counts, replies)
+            _count_answers(state.answer_counts, shown)
             return ChatResponse(
                 session_id=session_id,
                 decision=decision,
-                replies=replies,
-                handoff_id=meta.get("handoff_id"),
+                replies=shown,
+                handoff_id=handoff_id,
             )
         # Rasa answered nothing: the action failed. If the action server is down
         # altogether, answer from the engine; otherwise apologise and hand over.
@@ -285,7 +270,7 @@ async def chat(
                 _apologise, db, engine, session_id, message, page, allowed
             )
             if response.handoff_id is not None:
-                handoffs.record(address)
+                handoff_limit.record(address)
             return response
         metrics.rasa_failures.labels("actions_unreachable").inc()
         log.warning("the action server is unreachable: answering from the engine directly")
@@ -293,14 +278,14 @@ async def chat(
         _degraded(http, engine).respond, db, session_id, message, page, allowed
     )
     if turn.handoff_id is not None:
-        handoffs.record(address)
+        handoff_limit.record(address)
     metrics.decisions.labels(turn.decision, "engine").inc()
-    replies = [_chat_reply(r) for r in turn.replies]
-    _count_answers(state.answer_counts, replies)
+    shown = [_chat_reply(r) for r in turn.replies]
+    _count_answers(state.answer_counts, shown)
     return ChatResponse(
         session_id=session_id,
         decision=turn.decision,
-        replies=replies,
+        replies=shown,
         handoff_id=turn.handoff_id,
         degraded=True,
     )

@@ -9,39 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from assistant import dialogue
 from assistant.actions import runtime
-from assistant.actions.handoff import hand_off
 from assistant.dialogue import ordinal
 from assistant.engine import Decision
-from knowledge.model import EntryNotFound
-
-
-def carry_out(
-    dispatcher: CollectingDispatcher, tracker: Tracker, outcome: dialogue.Outcome
-) -> list[EventType]:
-    """Say the outcome's replies, hand off if it asks for a person, set its slots."""
-    for reply in outcome.replies:
-        runtime.say_reply(dispatcher, reply)
-    events: list[EventType] = []
-    if outcome.handoff:
-        events += hand_off(
-            dispatcher,
-            tracker,
-            reason=outcome.handoff.reason,
-            candidates=outcome.handoff.candidates,
-        )
-    return events + [SlotSet(name, value) for name, value in outcome.remember.items()]
 
 
 def act_on(
     dispatcher: CollectingDispatcher, tracker: Tracker, decision: Decision
 ) -> list[EventType]:
     failed = int(tracker.get_slot("failed_turns") or 0)
-    return carry_out(dispatcher, tracker, dialogue.respond(runtime.engine(), decision, failed))
+    outcome = dialogue.respond(runtime.engine(), decision, failed)
+    return runtime.carry_out(dispatcher, tracker, outcome)
 
 
 class ActionAnswer(runtime.Step):
@@ -77,9 +59,5 @@ class ActionAnswerChoice(runtime.Step):
                 # treat the message as a question.
                 return ActionAnswer().act(dispatcher, tracker, domain)
             entry_id = offered[position]
-        try:
-            outcome = dialogue.entry_outcome(runtime.engine(), entry_id, "answer")
-        except EntryNotFound:
-            # A stale button (the entry was archived meanwhile): a person takes it from here.
-            return hand_off(dispatcher, tracker, reason="choice_unavailable")
-        return carry_out(dispatcher, tracker, outcome)
+        outcome = dialogue.chosen_outcome(runtime.engine(), entry_id)
+        return runtime.carry_out(dispatcher, tracker, outcome)

@@ -1,5 +1,7 @@
 """What every action shares: one engine, the knowledge database and the city profile,
-loaded once per action-server process from the environment's settings."""
+loaded once per action-server process from the environment's settings; saying a reply,
+carrying out a dialogue outcome and handing off through Rasa; and ``Step``, the base
+of every action."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ from typing import Any
 
 import sqlite_utils
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant import dialogue, logs
+from assistant import dialogue, handoffs, logs, replies
+from assistant.actions.history import opening_page, transcript
 from assistant.config import Settings
 from assistant.engine import Engine
 from assistant.keys import conversation_ref, load_secret
@@ -57,31 +60,44 @@ def city() -> CityProfile:
     return engine().city
 
 
-def metadata(decision: str, **fields: Any) -> dict[str, Any]:
-    """The custom payload the API reads to fill ``decision``, ``entry_id`` and so on."""
-    return {"madoguchi": {"decision": decision, **fields}}
+def say(dispatcher: CollectingDispatcher, reply: dialogue.Reply) -> None:
+    """Send the reply inside our custom payload (``assistant.replies``), not as Rasa text."""
+    dispatcher.utter_message(json_message=replies.encode(reply))
 
 
-def say(
-    dispatcher: CollectingDispatcher,
-    text: str,
-    decision: str,
-    buttons: list[dict[str, str]] | None = None,
-    **fields: Any,
-) -> None:
-    """Send ``text`` inside our custom payload rather than as Rasa text.
+def hand_off(
+    dispatcher: CollectingDispatcher, tracker: Tracker, request: dialogue.HandoffRequest
+) -> list[EventType]:
+    """Open (or add to) the session's ticket with the tracker's transcript and tell the
+    resident when a person answers (``assistant.handoffs``)."""
+    profile = city()
+    # The API knows the resident's address and counts their tickets: it says here
+    # whether one more may be opened (api.routes.chat).
+    allowed = (tracker.latest_message.get("metadata") or {}).get("handoff_allowed") is not False
+    with database() as db:
+        reply = handoffs.hand_off(
+            db,
+            profile,
+            profile.now(),
+            request,
+            session_id=tracker.sender_id,
+            transcript=transcript(tracker),
+            allowed=allowed,
+            channel=(tracker.get_latest_input_channel() or "web"),
+            page=opening_page(tracker),
+        )
+    say(dispatcher, reply)
+    return []
 
-    Rasa's REST channel splits text at blank lines into separate messages; carried in
-    the payload, an entry's answer reaches the resident byte for byte as one reply.
-    """
-    payload = {"text": text, **fields}
-    if buttons:
-        payload["buttons"] = buttons
-    dispatcher.utter_message(json_message=metadata(decision, **payload))
 
-
-def say_reply(dispatcher: CollectingDispatcher, reply: dialogue.Reply) -> None:
-    say(dispatcher, reply.text, reply.decision, list(reply.buttons) or None, **reply.fields)
+def carry_out(
+    dispatcher: CollectingDispatcher, tracker: Tracker, outcome: dialogue.Outcome
+) -> list[EventType]:
+    """Say the outcome's replies, hand off if it asks for a person, set its slots."""
+    for reply in outcome.replies:
+        say(dispatcher, reply)
+    events = hand_off(dispatcher, tracker, outcome.handoff) if outcome.handoff else []
+    return events + [SlotSet(name, value) for name, value in outcome.remember.items()]
 
 
 class Step(Action, metaclass=ABCMeta):
@@ -118,12 +134,12 @@ class Step(Action, metaclass=ABCMeta):
                 return self.apologise(dispatcher, tracker)
 
     def apologise(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
-        from assistant.actions.handoff import hand_off  # handoff imports this module
-
-        say(dispatcher, dialogue.APOLOGY, "handoff", reason="assistant_error")
+        request = dialogue.HandoffRequest("assistant_error")
+        fields = {"reason": request.reason}
+        say(dispatcher, dialogue.Reply(dialogue.APOLOGY, "handoff", fields=fields))
         try:
-            return hand_off(dispatcher, tracker, reason="assistant_error")
+            return hand_off(dispatcher, tracker, request)
         except Exception:
             log.exception("could not open a ticket after action %s failed", self.name())
-            say(dispatcher, dialogue.TRY_AGAIN_LATER, "handoff", reason="assistant_error")
+            say(dispatcher, dialogue.Reply(dialogue.TRY_AGAIN_LATER, "handoff", fields=fields))
             return []

@@ -13,8 +13,10 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from assistant import replies
 from assistant.actions import runtime
 from assistant.actions.answer import act_on
+from assistant.dialogue import Reply
 
 RESPONSES = {
     "greet": "utter_greet",
@@ -46,6 +48,6 @@ class ActionSmallTalk(runtime.Step):
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
         dispatcher.utter_message(
             response=RESPONSES.get(intent, "utter_ask_question"),
-            json_message=runtime.metadata("smalltalk", intent=intent),
+            json_message=replies.encode(Reply("", "smalltalk", fields={"intent": intent})),
         )
         return []
