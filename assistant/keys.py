@@ -48,13 +48,18 @@ def internal_token(secret: bytes) -> str:
     return _derive(secret, "madoguchi internal services v1")
 
 
+# Hex digits written as letters: a reference has no digit, so the personal-number masking
+# of log lines can never take twelve of its digits for a My Number (「5c［個人番号］f1」).
+_LETTERS = str.maketrans("0123456789", "ghjkmnpqrs")
+
+
 def conversation_ref(secret: bytes, conversation_id: str) -> str:
-    """What logs call a conversation: 16 hex characters of an HMAC of its id. The same
-    conversation gets the same reference in every process's log; the id cannot be
-    recovered from it."""
+    """What logs call a conversation: 16 letters (an HMAC of its id, its hex digits
+    written as letters). The same conversation gets the same reference in every
+    process's log; the id cannot be recovered from it."""
     key = _derive(secret, "madoguchi conversation log reference v1").encode("ascii")
     mac = hmac.new(key, conversation_id.encode("utf-8", "surrogateescape"), hashlib.sha256)
-    return mac.hexdigest()[:16]
+    return mac.hexdigest()[:16].translate(_LETTERS)
 
 
 def token_matches(given: str | None, expected: str) -> bool:

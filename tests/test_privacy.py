@@ -48,6 +48,16 @@ def test_several_numbers_in_one_message_are_each_masked():
     )
 
 
+def test_a_log_conversation_reference_is_never_taken_for_a_personal_number():
+    from assistant.keys import conversation_ref
+
+    # Hex references held twelve digits in a row now and then (「5c［個人番号］f1」 in a log).
+    refs = {conversation_ref(b"k" * 32, f"conversation-{n}") for n in range(2000)}
+    assert len(refs) == 2000
+    assert all(len(r) == 16 and r.isalpha() and r.isascii() for r in refs)
+    assert all(mask_personal_data(f"conversation={r}") == f"conversation={r}" for r in refs)
+
+
 def test_luhn():
     assert luhn_valid("4111111111111111") and not luhn_valid("4111111111111112")
 
