@@ -251,7 +251,11 @@ class Supervisor:
             "services": {name: watch.public() for name, watch in self.watches.items()},
         }
         partial = self.state_path.with_suffix(".tmp")
-        partial.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        # Mode 600 whatever the process's umask (a supervisor started from a library).
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(json.dumps(state, indent=1))
+        os.chmod(partial, 0o600)  # an older .tmp keeps its mode through O_CREAT
         partial.replace(self.state_path)  # readers never see half a file
 
 

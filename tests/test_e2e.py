@@ -74,7 +74,7 @@ def test_chat_and_staff_lookup_give_the_same_entry_and_text(stack):
     for question in [
         "国民健康保険料はコンビニで払えますか",
         "粗大ごみを出したい",
-        "引っ越してきました",
+        "マイナンバーカードを作りたい",
     ]:
         chat = say(client, question)
         staff = client.get("/api/answers", params={"q": question}, headers=as_staff("sato")).json()
