@@ -27,6 +27,8 @@ from typing import Any, Protocol
 import httpx
 
 STATE_FILE = "supervisor.json"
+# How long kill_group waits for the rest of a killed group to be reaped.
+GROUP_GONE_TIMEOUT_S = 5.0
 
 
 class Supervised(Protocol):
@@ -96,6 +98,15 @@ def kill_group(process: subprocess.Popen) -> None:
     except ProcessLookupError:  # the group is gone already
         pass
     process.wait()
+    # What the child started dies too, but is reaped by init a moment later (on a loaded
+    # machine, after this returned): wait, briefly, until the group is empty.
+    deadline = time.monotonic() + GROUP_GONE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
 
 
 class Supervisor:
