@@ -54,6 +54,7 @@ from assistant.ranking import (
     entry_texts,
     lexical_texts,
     out_of_scope_closeness,
+    question_texts,
     rank_score,
     transformer_texts,
 )
@@ -359,9 +360,7 @@ class Engine:
         """How many question texts the entries in force have: what ranking.phrasing_bonus
         reads (a one-question FAQ list is read with the full bonus)."""
         in_force = self._in_force(self.city.today())
-        counts = sorted(
-            len({self.revisions[k].title, *self.revisions[k].questions}) for k in in_force
-        )
+        counts = sorted(question_texts(self.revisions[k]) for k in in_force)
         return {
             "entries": len(counts),
             "entries_with_one_question": sum(1 for n in counts if n <= 1),
@@ -448,7 +447,7 @@ class Engine:
                     score=score,
                     dense=round(dense_score, 6),
                     coverage=round(coverage, 6),
-                    phrasings=len({self.revisions[key].title, *self.revisions[key].questions}),
+                    phrasings=question_texts(self.revisions[key]),
                 )
                 for score, key, dense_score, coverage in scored[:top_k]
             ]

@@ -76,6 +76,11 @@ PHRASING_BONUS = 0.03
 FULL_PHRASINGS = 16
 
 
+def question_texts(entry: Entry) -> int:
+    """How many different question texts (title and phrasings) an entry has."""
+    return len({entry.title, *entry.questions})
+
+
 def phrasing_bonus(phrasings: int) -> float:
     """What the decision adds to the cosine of an entry with this many question texts."""
     share = math.log(max(phrasings, 1)) / math.log(FULL_PHRASINGS)
