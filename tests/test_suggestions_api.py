@@ -13,7 +13,7 @@ from api.main import create_app
 from knowledge.errors import message_for
 from knowledge.io import import_entries
 from knowledge.store import audit_log, open_db
-from knowledge.suggestions import suggest
+from knowledge.suggestions import reject, suggest
 from tests.conftest import bearer, copy_home, handoff, make_settings
 
 ENTRY = "sodai-gomi"
@@ -223,3 +223,16 @@ def test_bad_requests_get_their_codes(client):
     other = {"entry_id": "gomi-bunbetsu", "items": [{"id": number, "text": None}]}
     wrong = client.post("/api/suggestions/accept", json=other, headers=headers)
     assert wrong.status_code == 404 and wrong.json()["code"] == "suggestion.not_found"
+
+
+def test_metrics_count_the_wordings_by_status(starter_settings):
+    db = open_db(starter_settings.database_path)
+    first = suggest(db, entry_id=ENTRY, text="でかい家具", source="staff", actor="sato")
+    suggest(db, entry_id=ENTRY, text="でかい 家具！", source="resident", actor="resident")
+    suggest(db, entry_id=ENTRY, text="タンスの処分", source="staff", actor="sato")
+    reject(db, [first], actor="suzuki")
+    with TestClient(create_app(starter_settings), client=("127.0.0.1", 50000)) as local:
+        metrics = local.get("/metrics").text
+    assert 'madoguchi_suggestions{status="open"} 1.0' in metrics
+    assert 'madoguchi_suggestions{status="accepted"} 0.0' in metrics
+    assert 'madoguchi_suggestions{status="rejected"} 1.0' in metrics
