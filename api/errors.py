@@ -143,6 +143,12 @@ def validation_response(detail: list[dict[str, Any]]) -> JSONResponse:
     )
 
 
+def query_problem(name: str, kind: str, msg: str, **ctx: Any) -> RequestValidationError:
+    """A query parameter that FastAPI's own checks let through but the route refuses
+    (blank, a malformed month): raised, it is answered as FastAPI's 422s are, with codes."""
+    return RequestValidationError([{"type": kind, "loc": ("query", name), "msg": msg, "ctx": ctx}])
+
+
 def _plain(value: Any) -> Any:
     return value if isinstance(value, (str, int, bool)) else str(value)
 

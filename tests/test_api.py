@@ -73,6 +73,9 @@ def test_answers_rejects_bad_input_naming_the_field(client, params, field):
     response = client.get("/api/answers", params=params)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["query", field]
+    assert response.json()["code"] == "request.validation"
+    if params.get("q", "").isspace():  # refused by the route: the same code as empty
+        assert response.json()["problems"][0]["code"] == "request.missing"
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,8 @@ def test_changes_lists_publications_and_upcoming_effective_dates(client):
         assert client.get("/api/changes", params={"month": month}).status_code in (401, 422)
         bad = client.get("/api/changes", params={"month": month}, headers=staff(client))
         assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["query", "month"]
+        assert bad.json()["problems"][0]["message"] == "この項目の値が正しくありません。"
     upcoming = client.get("/api/entries", params={"upcoming": True}, headers=editor(client))
     assert [(e["entry_id"], e["upcoming_from"]) for e in upcoming.json()["data"]] == [
         (ENTRY, "2099-04-01")

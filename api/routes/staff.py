@@ -7,10 +7,11 @@ import datetime as dt
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.auth import require_staff
 from api.deps import City, KnowledgeDb, KnowledgeEngine
+from api.errors import query_problem
 from api.schemas import (
     MAX_MESSAGE_CHARS,
     AnswerPublic,
@@ -37,7 +38,8 @@ def lookup_answers(
     ] = None,
 ) -> AnswersPublic:
     if not q.strip():
-        raise HTTPException(422, detail=[{"loc": ["query", "q"], "msg": "q must not be blank"}])
+        # The same 422 (and code) as an empty q: FastAPI's check counts spaces as text.
+        raise query_problem("q", "string_too_short", "q must not be blank", min_length=1)
     decision = engine.search(q, as_of=as_of, top_k=k)
     results = []
     for candidate in decision.candidates:
@@ -87,9 +89,7 @@ def changes(
     if month is None:
         month = today.strftime("%Y-%m")
     elif not MONTH.fullmatch(month):
-        raise HTTPException(
-            422, detail=[{"loc": ["query", "month"], "msg": "month must be YYYY-MM"}]
-        )
+        raise query_problem("month", "string_pattern_mismatch", "month must be YYYY-MM")
     revisions = all_revisions(db)
     imported = imported_revisions(db)
     found: list[ChangePublic] = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -36,7 +37,12 @@ from tqdm import tqdm  # noqa: E402
 from assistant.retrieval.errors import EncoderError  # noqa: E402
 from assistant.retrieval.text import ANALYSIS_VERSION, analyze  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 TOKENIZER_FILE = "sudachi_word_tokenizer.json"
+EMBEDDING_CONFIG = "wordembedding_config.json"
+# Where directories built before assistant/ was split into packages name the tokenizer.
+LEGACY_TOKENIZER_CLASS = "assistant.encoder.SudachiWordTokenizer"
 
 
 class SudachiWordTokenizer(WordTokenizer):
@@ -153,9 +159,27 @@ def load_encoder(path: Path) -> SentenceTransformer:
         )
     if runs_with_onnx(path):
         return OnnxSentenceEncoder(path)
+    _update_tokenizer_class(path)
     return SentenceTransformer(
         str(path), device="cpu", trust_remote_code=True, local_files_only=True
     )
+
+
+def _update_tokenizer_class(path: Path) -> None:
+    """A word-vector directory built before the move names its tokenizer by the old
+    module path, which no longer imports: rewrite that name once (the vectors are the
+    same; the fingerprint changes, so they are encoded again once)."""
+    config = path / EMBEDDING_CONFIG
+    if not config.is_file():
+        return
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    if settings.get("tokenizer_class") != LEGACY_TOKENIZER_CLASS:
+        return
+    settings["tokenizer_class"] = f"{SudachiWordTokenizer.__module__}.SudachiWordTokenizer"
+    staged = config.with_suffix(".json.tmp")
+    staged.write_text(json.dumps(settings, indent=4), encoding="utf-8")
+    staged.replace(config)
+    log.info("encoder %s: tokenizer class renamed to %s", path, settings["tokenizer_class"])
 
 
 def encoder_fingerprint(path: Path, exclude: str | None = None) -> str:
