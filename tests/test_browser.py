@@ -21,9 +21,10 @@ import pytest
 from assistant.config import PROJECT_ROOT
 from assistant.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, REPHRASE
 from knowledge.city import CityProfile
-from knowledge.store import open_db
-from knowledge.tickets import find_open_ticket
+from knowledge.store import get_entry, open_db
+from knowledge.tickets import find_open_ticket, get_ticket
 from tests.conftest import PASSWORD, account, bearer, running_stack
+from tests.test_e2e import hand_off
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -774,6 +775,178 @@ def test_a_handoff_says_how_long_keeps_the_chat_and_leaves_no_contradictory_stat
         told = page.locator("#log li.msg.assistant .body").last.inner_text()
         assert told.startswith(HANDOFF_REASONS["two_failed_turns"]), told
         page.locator("#handoff-state").wait_for(state="visible")
+
+
+# ---- issue 19: staff say which entry answered; editors accept the wording ----
+
+LEARNED_ENTRY = "shibo-todoke"
+# The resident wrote their name: staff take it out before the wording is suggested.
+WITH_NAME = "山田花子です。おばあちゃんが亡くなった"
+LEARNED_QUESTION = "おばあちゃんが亡くなった"
+
+
+def ticket_card(staff, question: str):
+    staff.click("#inbox-views button[data-view='new']")
+    card = staff.locator("#tickets li", has_text=question).first
+    card.locator("button.open-ticket").click()
+    staff.locator("#ticket").wait_for(state="visible")
+
+
+def entry_title(stack, entry_id: str) -> str:
+    settings, _ = stack
+    db = open_db(settings.database_path)
+    try:
+        return get_entry(db, entry_id).title
+    finally:
+        db.close()
+
+
+def suggestions_of(stack, entry_id: str) -> list[dict]:
+    settings, client = stack
+    response = client.get(
+        "/api/suggestions", params={"status": "open"}, headers=bearer(settings, "suzuki")
+    )
+    response.raise_for_status()
+    groups = [g for g in response.json()["data"] if g["entry_id"] == entry_id]
+    return groups[0]["wordings"] if groups else []
+
+
+def resolve_by_api(stack, question: str, entry_id: str, wording: str) -> int:
+    """A handoff asking ``question``, resolved by sato with ``entry_id`` and ``wording``."""
+    settings, client = stack
+    ticket_id = hand_off(client, question)
+    staff = bearer(settings, "sato", "staff")
+    client.post(f"/api/tickets/{ticket_id}/claim", headers=staff).raise_for_status()
+    body = {"note": "", "entry_id": entry_id, "question": wording}
+    response = client.post(f"/api/tickets/{ticket_id}/resolve", json=body, headers=staff)
+    assert response.status_code == 200, response.text
+    return ticket_id
+
+
+def test_staff_resolve_with_the_entry_and_two_editors_publish_the_wording(
+    stack, base, browser, console
+):
+    settings, client = stack
+    assert staff_answer(stack, LEARNED_QUESTION)["decision"] == "handoff"
+    title = entry_title(stack, LEARNED_ENTRY)
+    ticket_id = hand_off(client, WITH_NAME)
+    with person(browser, console, "sato") as staff:
+        log_in(staff, base, "sato", "/staff")
+        ticket_card(staff, WITH_NAME)
+        staff.click("#claim")
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('sato')")
+        # Nothing is suggested unless staff choose an entry.
+        assert staff.get_by_role("radio", name="該当する項目なし").is_checked()
+        assert staff.locator("#answered-wording").is_hidden()
+        assert staff.locator("#answered legend").inner_text() == "住民の質問に答えた項目"
+        staff.get_by_role("radio", name=title).check()
+        wording = staff.get_by_label("この言い回しを候補として編集者に送ります")
+        assert wording.input_value() == WITH_NAME
+        warning = staff.locator("#answered-warning")
+        assert "氏名・住所・電話番号などは消してください" in warning.inner_text()
+        assert wording.get_attribute("aria-describedby") == "answered-warning"
+        wording.fill(LEARNED_QUESTION)
+        staff.fill("#resolve-note", "死亡届の窓口を案内した。")
+        staff.locator("#resolve-form").scroll_into_view_if_needed()
+        shot(staff, "staff-resolve-entry")
+        staff.click("#resolve")
+        staff.locator("#ticket-status", has_text="言い回しの候補を編集者に送りました").wait_for()
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('回答した項目')")
+        assert title in staff.locator("#ticket-meta").inner_text()
+        assert staff.evaluate("document.activeElement.id") == "ticket-heading"
+
+    with person(browser, console, "suzuki") as writer:
+        log_in(writer, base, "suzuki", "/editor")
+        writer.click("#views-nav a[data-view='suggestions']")
+        group = writer.locator(f"#suggestions-entries li[data-entry-id='{LEARNED_ENTRY}']")
+        item = group.locator("li.wording", has_text=LEARNED_QUESTION)
+        item.wait_for()
+        assert WITH_NAME not in group.inner_text()
+        assert "職員が対応 1件" in item.locator(".sources").inner_text()
+        assert item.locator(".conflict").count() == 0
+        assert title in group.locator("h3").inner_text()
+        shot(writer, "editor-suggestions")
+        item.get_by_role("button", name="採用", exact=True).click()
+        result = writer.locator("#suggestions-result")
+        result.locator("a.open-draft").wait_for()
+        assert writer.evaluate("document.activeElement.id") == "suggestions-result"
+        assert re.search(r"第[0-9]+版の下書きを作りました", result.inner_text())
+        assert writer.locator("li.wording", has_text=LEARNED_QUESTION).count() == 0
+        result.locator("a.open-draft").click()
+        until(writer, "document.querySelector('#entry-status').textContent.includes('下書き')")
+        assert LEARNED_QUESTION in writer.input_value("#f-questions").splitlines()
+        writer.click("#submit-review")
+        until(writer, "document.querySelector('#entry-status').textContent.includes('確認待ち')")
+    with person(browser, console, "tanaka") as reviewer:
+        log_in(reviewer, base, "tanaka", "/editor")
+        reviewer.goto(f"{base}/editor#entry={LEARNED_ENTRY}")
+        reviewer.locator("#approve:enabled").click()
+        until(reviewer, "document.querySelector('#entry-status').textContent.includes('公開中')")
+
+    learned = staff_answer(stack, LEARNED_QUESTION)
+    assert learned["decision"] == "answer"
+    assert learned["results"][0]["entry_id"] == LEARNED_ENTRY
+    assert get_ticket(open_db(settings.database_path), ticket_id).status == "resolved"
+
+
+def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
+    stack, base, browser, console
+):
+    question = "母が亡くなって何をすればいいか分からない"
+    wording = "母が亡くなって何をすればいいか分からない"
+    entry_id = "kokuho-sosaihi"
+    title = entry_title(stack, entry_id)
+    hand_off(stack[1], question)
+    with person(browser, console, "sato-lookup") as staff:
+        log_in(staff, base, "sato", "/staff")
+        ticket_card(staff, question)
+        staff.click("#claim")
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('sato')")
+        staff.get_by_role("radio", name="ほかの項目を検索").check()
+        staff.fill("#answered-q", "葬祭費")
+        staff.press("#answered-q", "Enter")  # searches; does not resolve the ticket
+        found = staff.locator("#answered-found").get_by_role("radio", name=re.escape(title))
+        found.first.wait_for()
+        assert staff.locator("#resolve-form").is_visible()
+        found.first.check()
+        assert staff.input_value("#answered-question") == question
+        staff.click("#resolve")
+        until(staff, "document.querySelector('#ticket-meta').textContent.includes('回答した項目')")
+        assert title in staff.locator("#ticket-meta").inner_text()
+
+    # A wording equal to another entry's phrasing is shown as a conflict.
+    resolve_by_api(stack, "人と話したい", "tairyo-gomi", "古い自転車を処分したい")
+    with person(browser, console, "suzuki-reject") as editor:
+        log_in(editor, base, "suzuki", "/editor")
+        editor.goto(base + "/editor#suggestions")
+        clash = editor.locator("li.wording", has_text="古い自転車を処分したい")
+        clash.locator(".conflict").wait_for()
+        accept = clash.get_by_role("button", name="衝突を確認して採用")
+        accept.click()
+        dialog = editor.locator("#confirm-dialog")
+        dialog.wait_for()
+        assert "衝突" in dialog.inner_text()
+        shot(editor, "editor-suggestion-conflict")
+        editor.click("#confirm-cancel")
+        assert clash.is_visible()  # nothing was accepted
+        assert editor.locator("#suggestions-result").inner_text() == ""
+
+        item = editor.locator("li.wording", has_text=wording)
+        item.get_by_role("button", name="採用しない").click()
+        editor.click("#confirm-ok")
+        editor.locator("#suggestions-result", has_text="不採用にしました").wait_for()
+        assert editor.locator("li.wording", has_text=wording).count() == 0
+    assert [w for w in suggestions_of(stack, entry_id) if w["text"] == wording] == []
+
+    # Sent again from another handoff, the rejected wording is not suggested again.
+    resolve_by_api(stack, question, entry_id, wording)
+    assert [w for w in suggestions_of(stack, entry_id) if w["text"] == wording] == []
+    with person(browser, console, "suzuki-again") as editor:
+        log_in(editor, base, "suzuki", "/editor")
+        editor.goto(base + "/editor#suggestions")
+        editor.locator("#suggestions-status", has_text="これまでに採用").wait_for()
+        assert editor.locator("li.wording", has_text=wording).count() == 0
+        assert "不採用 1件" in editor.locator("#suggestions-status").inner_text()
 
 
 def test_screenshots_exist(stack):

@@ -1074,6 +1074,8 @@
     resident: "利用者が選択（参考）",
     against: "解決しなかった",
   };
+  // The server's codes for a wording that would clash with another entry.
+  const CONFLICT_CODES = ["suggestion.same_as_phrasing", "suggestion.changes_answer"];
 
   // The 「言い回しの候補」 view: open suggestions by entry; accept (optionally edited),
   // reject, or accept an entry's wordings together. Accepting makes a draft revision,
@@ -1229,7 +1231,11 @@
       try {
         await work();
       } catch (error) {
-        say(message, errorText(error), true);
+        // Decided meanwhile by another editor, or gone: show how things stand now.
+        if (error.status === 409 || error.status === 404) await load();
+        const shown = message.isConnected ? message : result;
+        say(shown, errorText(error), true);
+        if (shown === result) result.focus();
       } finally {
         busy = false;
         list.removeAttribute("aria-busy");
@@ -1249,7 +1255,7 @@
         try {
           revision = await postAccept(group, items, force);
         } catch (error) {
-          if (error.status !== 409 || force || !error.code) throw error;
+          if (error.status !== 409 || force || !CONFLICT_CODES.includes(error.code)) throw error;
           if (!(await confirmConflict(error.message))) {
             say(message, error.message, true);
             return;

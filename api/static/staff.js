@@ -447,6 +447,7 @@
     const wording = $("answered-wording");
     const question = $("answered-question");
     let ticketId = null;
+    const titles = new Map(); // entry id → title, of the candidates and the entries found
     let shownCandidates = null; // JSON of the candidates the radios were built from
     let latest = 0;
 
@@ -485,6 +486,7 @@
     // changed, and keep what was chosen.
     function fill(t) {
       const candidates = (t.candidates || []).filter((c) => c.entry_id);
+      for (const c of candidates) if (c.title) titles.set(c.entry_id, c.title);
       const signature = JSON.stringify(candidates.map((c) => [c.entry_id, c.title]));
       if (signature === shownCandidates) return;
       shownCandidates = signature;
@@ -527,6 +529,7 @@
       try {
         const data = await M.api("GET", "/api/answers?" + new URLSearchParams({ q: text, k: "5" }));
         if (mine !== latest) return;
+        for (const r of data.results) titles.set(r.entry_id, r.title);
         found.replaceChildren(...data.results.map((r) => radio("found", r.entry_id, r.title,
           el("small", {}, r.department || ""))));
         say(searchStatus, data.results.length
@@ -567,7 +570,12 @@
         lookup();
       }
     });
-    return { show, reset, body };
+    // An entry by its title where one was seen (the server sends only its id).
+    function titleOf(entryId) {
+      return titles.get(entryId) || entryId;
+    }
+
+    return { show, reset, body, titleOf };
   }
 
   // ---- ticket detail --------------------------------------------------------------------
@@ -678,11 +686,9 @@
         .map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)));
     }
 
-    // The entry staff said answered the resident (its title when the server sends one).
-    function answeredText(answeredEntry) {
-      if (!answeredEntry) return null;
-      if (typeof answeredEntry === "string") return answeredEntry;
-      return answeredEntry.title || answeredEntry.entry_id || null;
+    // The entry staff said answered the resident, by its title.
+    function answeredText(entryId) {
+      return entryId ? answered.titleOf(entryId) : null;
     }
 
     // A button the resident pressed arrives as its payload ("/none_of_these", ...);
