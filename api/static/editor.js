@@ -57,6 +57,9 @@
     archive: "公開停止",
     import: "取り込み",
     propose: "職員からの提案",
+    accept_suggestions: "言い回しの候補を採用",
+    "suggestion.accept": "言い回しの候補を採用",
+    "suggestion.reject": "言い回しの候補を不採用",
   };
   const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,79}$/;
   const MAX_ANSWER = 10000;
@@ -159,7 +162,9 @@
     suggestions: $("view-suggestions"),
   };
   let current = null; // the route shown: {view, id?}
-  let suggestions = null; // the suggestions view (createSuggestions), made at start
+  // The views made by factories (createUnanswered, createSuggestions), made at start.
+  let unanswered = null;
+  let suggestions = null;
 
   function parseHash() {
     const hash = location.hash.slice(1);
@@ -192,7 +197,7 @@
       loadList();
     } else if (next.view === "unanswered") {
       document.title = "未回答の質問 - ナレッジ編集";
-      loadUnanswered();
+      unanswered.load();
     } else if (next.view === "suggestions") {
       document.title = "言い回しの候補 - ナレッジ編集";
       suggestions.load();
@@ -990,59 +995,69 @@
 
   // ---------------------------------------------------------------- 3. unanswered
 
-  let unansweredToken = 0;
-
-  async function loadUnanswered() {
-    const days = $("unanswered-days").value;
-    const token = ++unansweredToken;
+  // The 「未回答の質問」 view: what residents asked that was not answered, grouped;
+  // hooks.draft(group) starts a new entry from a group.
+  function createUnanswered(hooks) {
     const list = $("unanswered-groups");
-    list.setAttribute("aria-busy", "true");
-    say($("unanswered-status"), "読み込み中…");
-    try {
-      const data = await M.api("GET", "/api/unanswered?days=" + encodeURIComponent(days));
-      if (token !== unansweredToken) return;
-      list.replaceChildren(...data.groups.map(renderGroup));
-      say($("unanswered-status"), data.groups.length
-        ? "過去" + data.days + "日に回答できなかった質問を、" + data.groups.length + "グループにまとめました。"
-        : "過去" + data.days + "日に、回答できなかった質問はありません。");
-    } catch (error) {
-      if (token === unansweredToken) say($("unanswered-status"), errorText(error), true);
-    } finally {
-      if (token === unansweredToken) list.removeAttribute("aria-busy");
+    const status = $("unanswered-status");
+    const days = $("unanswered-days");
+    let loads = 0; // number of the latest load: only its answer is shown
+
+    async function load() {
+      const token = ++loads;
+      list.setAttribute("aria-busy", "true");
+      say(status, "読み込み中…");
+      try {
+        const data = await M.api("GET", "/api/unanswered?days=" + encodeURIComponent(days.value));
+        if (token !== loads) return;
+        list.replaceChildren(...data.groups.map(renderGroup));
+        say(status, data.groups.length
+          ? "過去" + data.days + "日に回答できなかった質問を、" + data.groups.length + "グループにまとめました。"
+          : "過去" + data.days + "日に、回答できなかった質問はありません。");
+      } catch (error) {
+        if (token === loads) say(status, errorText(error), true);
+      } finally {
+        if (token === loads) list.removeAttribute("aria-busy");
+      }
     }
+
+    function kindSummary(items) {
+      const counts = new Map();
+      for (const item of items) counts.set(item.kind, (counts.get(item.kind) || 0) + 1);
+      return [...counts].map(([kind, n]) => (KIND_LABELS[kind] || kind) + " " + n + "件").join("、");
+    }
+
+    let groupCount = 0;
+
+    function renderGroup(group) {
+      const headingId = "group-" + ++groupCount;
+      const items = group.items || [];
+      return el("li", { className: "group" },
+        el("h3", { id: headingId }, group.representative),
+        el("p", { className: "meta" },
+          el("span", { className: "size" }, group.size + "件"), "　", kindSummary(items)),
+        group.suggestion
+          ? el("p", {}, "近いエントリ：",
+            el("a", { href: entryHash(group.suggestion.entry_id) }, group.suggestion.title))
+          : el("p", { className: "hint" }, "近いエントリはありません。"),
+        el("details", {},
+          el("summary", {}, "質問の一覧（" + items.length + "件）"),
+          el("ul", { className: "items" }, items.map((item) =>
+            el("li", {},
+              el("span", { className: "item-text" }, item.text),
+              el("span", { className: "item-meta" },
+                [KIND_LABELS[item.kind] || item.kind, M.when(item.at),
+                  item.ticket_id ? "受付番号 " + item.ticket_id : ""].filter(Boolean).join("・")))))),
+        el("button", { type: "button", className: "new-draft secondary", "aria-describedby": headingId,
+          onclick: () => hooks.draft(group) }, "この質問から下書きを作成"));
+    }
+
+    days.addEventListener("change", load);
+    return { load };
   }
 
-  function kindSummary(items) {
-    const counts = new Map();
-    for (const item of items) counts.set(item.kind, (counts.get(item.kind) || 0) + 1);
-    return [...counts].map(([kind, n]) => (KIND_LABELS[kind] || kind) + " " + n + "件").join("、");
-  }
-
-  let groupCount = 0;
-
-  function renderGroup(group) {
-    const headingId = "group-" + ++groupCount;
-    const items = group.items || [];
-    return el("li", { className: "group" },
-      el("h3", { id: headingId }, group.representative),
-      el("p", { className: "meta" },
-        el("span", { className: "size" }, group.size + "件"), "　", kindSummary(items)),
-      group.suggestion
-        ? el("p", {}, "近いエントリ：",
-          el("a", { href: entryHash(group.suggestion.entry_id) }, group.suggestion.title))
-        : el("p", { className: "hint" }, "近いエントリはありません。"),
-      el("details", {},
-        el("summary", {}, "質問の一覧（" + items.length + "件）"),
-        el("ul", { className: "items" }, items.map((item) =>
-          el("li", {},
-            el("span", { className: "item-text" }, item.text),
-            el("span", { className: "item-meta" },
-              [KIND_LABELS[item.kind] || item.kind, M.when(item.at),
-                item.ticket_id ? "受付番号 " + item.ticket_id : ""].filter(Boolean).join("・")))))),
-      el("button", { type: "button", className: "new-draft secondary", "aria-describedby": headingId,
-        onclick: () => draftFromGroup(group) }, "この質問から下書きを作成"));
-  }
-
+  // A new entry started from an unanswered group (kept unless the editor agrees to
+  // replace a new entry not yet saved).
   async function draftFromGroup(group) {
     if (unsaved.has("")) {
       const ok = await confirmDialog(
@@ -1358,7 +1373,7 @@
     $("views-nav").hidden = false;
     wireList();
     wireEntry();
-    $("unanswered-days").addEventListener("change", loadUnanswered);
+    unanswered = createUnanswered({ draft: draftFromGroup });
     suggestions = createSuggestions();
     window.addEventListener("hashchange", () => route(true));
     route(false);

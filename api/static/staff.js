@@ -551,7 +551,7 @@
         (found.querySelector("input") || q).focus();
         return { problem: "検索して答えた項目を選ぶか、「該当する項目なし」を選んでください。" };
       }
-      if (entryId === null) return { entry_id: null, question: null };
+      if (entryId === null) return {}; // nothing answered it: no suggestion
       const text = question.value.trim();
       if (!text) {
         question.focus();
