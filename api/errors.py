@@ -21,6 +21,14 @@ from knowledge.accounts import LoginFailed, LoginThrottled, SessionNotFound
 from knowledge.errors import KnowledgeError
 from knowledge.model import EntryNotFound, InvalidEntry, WorkflowError
 from knowledge.store import SchemaTooNew
+from knowledge.suggestions import (
+    InvalidSuggestion,
+    SuggestionConflict,
+    SuggestionDecided,
+    SuggestionError,
+    SuggestionNotFound,
+    UnknownEntry,
+)
 from knowledge.tickets import InvalidReply, TicketClosed, TicketNotFound
 
 log = logging.getLogger(__name__)
@@ -28,11 +36,17 @@ log = logging.getLogger(__name__)
 STATUS: dict[type[KnowledgeError], int] = {
     InvalidEntry: 422,
     InvalidReply: 422,
+    InvalidSuggestion: 422,
+    UnknownEntry: 422,
+    SuggestionError: 422,
     EntryNotFound: 404,
     TicketNotFound: 404,
     SessionNotFound: 404,
+    SuggestionNotFound: 404,
     WorkflowError: 409,
     TicketClosed: 409,
+    SuggestionDecided: 409,
+    SuggestionConflict: 409,
     LoginFailed: 401,
     LoginThrottled: 429,
     SchemaTooNew: 503,

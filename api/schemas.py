@@ -261,6 +261,11 @@ class TicketPublic(BaseModel):
     resolved_by: str
     resolved_at: str
     note: str
+    answered_entry: str = Field(
+        default="",
+        description="The entry that answered the resident, as staff said when resolving "
+        "(its question became a suggested phrasing); empty if none.",
+    )
     transcript: list[TurnPublic]
     candidates: list[dict]
     names: dict[str, str] = Field(
@@ -290,6 +295,18 @@ class TicketResolve(BaseModel):
     model_config = {"extra": "forbid"}
 
     note: str = Field(default="", max_length=2000)
+    entry_id: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The entry that answered the resident: the handed-off question becomes "
+        "a suggested phrasing of it.",
+    )
+    question: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="The question as staff reworded it for the suggestion (personal details "
+        "taken out); default the ticket's question.",
+    )
 
 
 class LoginRequest(BaseModel):

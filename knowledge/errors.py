@@ -18,6 +18,8 @@ _PERSONAL = (
     "エントリは公開されるため、個人の番号は書けません。"
 )
 _REPLY_FIELDS = {"text": "返信", "note": "対応メモ"}
+_SUGGESTION_FIELDS = {"text": "言い回し", "reason": "却下の理由"}
+_DECIDED = {"accepted": "採用", "rejected": "却下"}
 
 
 def _placeholder(params: Mapping[str, Any]) -> str:
@@ -33,6 +35,18 @@ def _not_found(params: Mapping[str, Any]) -> str:
 
 def _reply(text: str) -> Callable[[Mapping[str, Any]], str]:
     return lambda params: text.format(what=_REPLY_FIELDS[params["field"]], **params)
+
+
+def _suggestion(text: str) -> Callable[[Mapping[str, Any]], str]:
+    return lambda params: text.format(what=_SUGGESTION_FIELDS[params["field"]], **params)
+
+
+def _decided(params: Mapping[str, Any]) -> str:
+    done = _DECIDED.get(params["status"], params["status"])
+    return (
+        f"提案 #{params['suggestion_id']} はすでに{done}されています。"
+        "最新の状態を表示しましたので、確認してください。"
+    )
 
 
 # code -> its Japanese message: a template filled from the parameters, or a function of them.
@@ -91,6 +105,31 @@ MESSAGES: dict[str, str | Callable[[Mapping[str, Any]], str]] = {
     "reply.too_long": _reply("{what}が{length}文字あります。{limit}文字以内にしてください。"),
     "reply.control_characters": _reply("{what}に" + _CONTROL),
     "reply.html": _reply("{what}にHTMLタグは使えません。文章で入力してください。"),
+    "suggestion.empty": _suggestion("{what}を入力してください。"),
+    "suggestion.too_long": _suggestion(
+        "{what}が{length}文字あります。{limit}文字以内にしてください。"
+    ),
+    "suggestion.control_characters": _suggestion("{what}に" + _CONTROL),
+    "suggestion.html": _suggestion("{what}にHTMLタグは使えません。文章で入力してください。"),
+    "suggestion.unknown_entry": (
+        "エントリ {entry_id} は見つからないか、まだ公開されたことがありません。"
+        "公開中のエントリを選んでください。"
+    ),
+    "suggestion.not_found": "提案 #{suggestion_id} が見つかりません。",
+    "suggestion.decided": _decided,
+    "suggestion.nothing_selected": "提案を1つ以上選んでください。",
+    "suggestion.unknown_status": (
+        "提案の状態は open（未対応）、accepted（採用済み）、rejected（却下済み）の"
+        "いずれかで指定してください。"
+    ),
+    "suggestion.same_as_phrasing": (
+        "「{wording}」は、エントリ {entry_id} の言い回し「{question}」と同じです。"
+        "言い回しは1つのエントリにだけ登録できます。"
+    ),
+    "suggestion.changes_answer": (
+        "「{wording}」を加えると、エントリ {entry_id} の言い回し「{question}」への"
+        "回答が変わります。内容を確かめてから採用してください。"
+    ),
     "login.failed": "ユーザー名またはパスワードが違います。",
     "login.throttled": "ログインの失敗が続いたため、一時的にログインできません。",
     "session.not_found": "このセッションは見つかりません。すでに終了している可能性があります。",

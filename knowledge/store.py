@@ -1,5 +1,5 @@
 """SQLite storage for entries, their revisions, the audit log, handoff tickets, staff
-messages to residents and residents' feedback (sqlite-utils).
+messages to residents, residents' feedback and suggested phrasings (sqlite-utils).
 
 One file under ``MADOGUCHI_HOME``; WAL mode and a busy timeout so the API's thread pool,
 the action server and the CLI can use it at once. Every write runs in one
@@ -28,7 +28,7 @@ from knowledge.clock import city_today
 from knowledge.inquiries import before_handoff, failed_question
 from knowledge.model import Entry, EntryNotFound, KnowledgeError, revision_in_force
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 _LIST_FIELDS = ("questions", "documents", "tags")
 
 
@@ -206,6 +206,35 @@ def _add_ticket_question(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE tickets SET question = ? WHERE id = ?", [question, ticket_id])
 
 
+def _add_suggestions(db: sqlite_utils.Database) -> None:
+    """Version 7: residents' and staff's wordings suggested as phrasings of the entry that
+    answered them (knowledge.suggestions), and which entry answered a resolved ticket."""
+    db["tickets"].add_column("answered_entry", str)
+    db["suggestions"].create(
+        {
+            "id": int,
+            "entry_id": str,
+            "text": str,  # masked (knowledge.privacy)
+            "key": str,  # knowledge.model.question_key of the text
+            "source": str,  # "staff" | "resident"
+            "weight": int,  # +1 for, -1 against
+            "ticket_id": int,
+            "session_id": str,
+            "actor": str,
+            "status": str,  # "open" | "accepted" | "rejected"
+            "created_at": str,
+            "decided_by": str,
+            "decided_at": str,
+            "revision": int,  # the draft revision it was accepted into
+            "reason": str,
+        },
+        pk="id",
+        not_null={"entry_id", "text", "key", "source", "weight", "status", "created_at"},
+    )
+    db["suggestions"].create_index(["status", "entry_id"])
+    db["suggestions"].create_index(["entry_id", "key"])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Create the schema, or bring an older one up to ``SCHEMA_VERSION``."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -253,6 +282,8 @@ def migrate(db: sqlite_utils.Database) -> None:
             _add_session_activity(db)
         if version < 6:
             _add_ticket_question(db)
+        if version < 7:
+            _add_suggestions(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -64,6 +64,8 @@ class Ticket:
     resolved_by: str = ""
     resolved_at: str = ""
     note: str = ""
+    # The entry that answered it, as staff said when resolving ("" if none).
+    answered_entry: str = ""
     # Only in the ticket a reply or resolve returns: the kinds of personal data that
     # were masked in the text just sent (staff are warned on screen).
     masked: tuple[str, ...] = ()
@@ -87,6 +89,7 @@ def _ticket(row: dict) -> Ticket:
         resolved_by=row["resolved_by"] or "",
         resolved_at=row["resolved_at"] or "",
         note=row["note"] or "",
+        answered_entry=row["answered_entry"] or "",
     )
 
 
@@ -278,12 +281,37 @@ def reply_to_ticket(db: sqlite_utils.Database, ticket_id: int, actor: str, text:
 
 
 def resolve_ticket(
-    db: sqlite_utils.Database, ticket_id: int, actor: str = "system", note: str = ""
+    db: sqlite_utils.Database,
+    ticket_id: int,
+    actor: str = "system",
+    note: str = "",
+    entry_id: str | None = None,
+    question: str | None = None,
 ) -> Ticket:
-    """Close the ticket; the assistant answers the resident's next message again."""
+    """Close the ticket; the assistant answers the resident's next message again.
+
+    With ``entry_id`` (the entry that answered the resident), the resident's question, or
+    ``question`` as staff reworded it, is suggested as a phrasing of that entry in the same
+    transaction: an unknown entry or an unusable wording fails the resolve and changes
+    nothing.
+    """
+    # Imported here: suggestions build on the workflow, which reads tickets.
+    from knowledge.suggestions import add_suggestion
+
     note, masked = _checked_text(note, "note") if note.strip() else ("", [])
     with write_transaction(db):
         ticket = _open(db, ticket_id)
+        suggestion = None
+        if entry_id:
+            suggestion = add_suggestion(
+                db,
+                entry_id=entry_id,
+                text=ticket.question if question is None else question,
+                source="staff",
+                actor=actor,
+                ticket_id=ticket.id,
+                session_id=ticket.session_id,
+            )
         stamp = now_iso()
         db["tickets"].update(
             ticket_id,
@@ -292,11 +320,15 @@ def resolve_ticket(
                 "resolved_by": actor,
                 "resolved_at": stamp,
                 "note": note,
+                "answered_entry": entry_id or "",
                 "updated_at": stamp,
             },
         )
         _post(db, ticket, "system", actor, RESOLVED_NOTICE)
-        _audit(db, actor, "ticket.resolve", ticket, note=text_digest(note) if note else None)
+        detail = {"note": text_digest(note) if note else None}
+        if entry_id:
+            detail.update(entry=entry_id, suggestion=suggestion)
+        _audit(db, actor, "ticket.resolve", ticket, **detail)
     return replace(get_ticket(db, ticket_id), masked=tuple(masked))
 
 

@@ -301,10 +301,11 @@ def test_restore_refuses_a_bad_file_and_changes_nothing(starter_settings, tmp_pa
 def test_restore_of_an_older_schema_migrates_it(starter_settings, tmp_path):
     old = backup(starter_settings.database_path, tmp_path / "old.db")
     with contextlib.closing(sqlite3.connect(old)) as conn:  # as schema version 2 was
-        for table in ("chat_messages", "feedback", "auth_sessions", "login_failures", "users"):
+        tables = ("chat_messages", "feedback", "auth_sessions", "login_failures", "users")
+        for table in (*tables, "suggestions"):
             conn.execute(f"DROP TABLE {table}")
         columns = ("page", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "note")
-        for column in (*columns, "question"):
+        for column in (*columns, "question", "answered_entry"):
             conn.execute(f"ALTER TABLE tickets DROP COLUMN {column}")
         conn.execute("PRAGMA user_version = 2")
     restore(old, starter_settings.database_path)

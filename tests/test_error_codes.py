@@ -14,9 +14,18 @@ from fastapi.testclient import TestClient
 from api.errors import REQUEST_MESSAGES
 from api.main import create_app
 from api.residents import SessionIds
-from knowledge.errors import MESSAGES, message_for
+from knowledge.errors import MESSAGES, KnowledgeError, message_for
 from knowledge.model import InvalidEntry, entry_from_mapping
 from knowledge.store import SCHEMA_VERSION, SchemaTooNew, open_db
+from knowledge.suggestions import (
+    CHANGES_ANSWER,
+    SAME_AS_PHRASING,
+    SuggestionConflict,
+    accept,
+    list_suggestions,
+    reject,
+    suggest,
+)
 from knowledge.tickets import InvalidReply, open_ticket, reply_to_ticket, resolve_ticket
 from tests.conftest import bearer, copy_home, make_settings
 
@@ -113,6 +122,42 @@ TEXTS = {
     ),
     "reply.control_characters": ({"field": "text"}, "返信に" + CONTROL),
     "reply.html": ({"field": "note"}, "対応メモにHTMLタグは使えません。文章で入力してください。"),
+    "suggestion.empty": ({"field": "text"}, "言い回しを入力してください。"),
+    "suggestion.too_long": (
+        {"field": "reason", "length": 501, "limit": 500},
+        "却下の理由が501文字あります。500文字以内にしてください。",
+    ),
+    "suggestion.control_characters": ({"field": "text"}, "言い回しに" + CONTROL),
+    "suggestion.html": (
+        {"field": "text"},
+        "言い回しにHTMLタグは使えません。文章で入力してください。",
+    ),
+    "suggestion.unknown_entry": (
+        {"entry_id": "nai-entry"},
+        "エントリ nai-entry は見つからないか、まだ公開されたことがありません。"
+        "公開中のエントリを選んでください。",
+    ),
+    "suggestion.not_found": ({"suggestion_id": 9, "entry_id": None}, "提案 #9 が見つかりません。"),
+    "suggestion.decided": (
+        {"suggestion_id": 4, "status": "accepted"},
+        "提案 #4 はすでに採用されています。最新の状態を表示しましたので、確認してください。",
+    ),
+    "suggestion.nothing_selected": ({}, "提案を1つ以上選んでください。"),
+    "suggestion.unknown_status": (
+        {"status": "pending", "allowed": ["open", "accepted", "rejected"]},
+        "提案の状態は open（未対応）、accepted（採用済み）、rejected（却下済み）の"
+        "いずれかで指定してください。",
+    ),
+    "suggestion.same_as_phrasing": (
+        {"wording": "ペットボトル", "entry_id": "gomi-bunbetsu", "question": "ペットボトル"},
+        "「ペットボトル」は、エントリ gomi-bunbetsu の言い回し「ペットボトル」と同じです。"
+        "言い回しは1つのエントリにだけ登録できます。",
+    ),
+    "suggestion.changes_answer": (
+        {"wording": "ごみ", "entry_id": "gomi-bunbetsu", "question": "ごみの分け方"},
+        "「ごみ」を加えると、エントリ gomi-bunbetsu の言い回し「ごみの分け方」への"
+        "回答が変わります。内容を確かめてから採用してください。",
+    ),
     "login.failed": ({}, "ユーザー名またはパスワードが違います。"),
     "login.throttled": (
         {"retry_after_s": 900},
@@ -391,6 +436,37 @@ def test_an_over_long_note_and_a_newer_database(starter_template, tmp_path):
     error = SchemaTooNew(SCHEMA_VERSION + 1)
     assert error.code == "schema.too_new" and error.message == TEXTS["schema.too_new"][1]
     assert error.params == {"version": SCHEMA_VERSION + 1, "supported": SCHEMA_VERSION}
+
+
+def test_suggestion_errors_in_the_library(starter_template, tmp_path):
+    db = open_db(make_settings(copy_home(starter_template, tmp_path / "home")).database_path)
+
+    def code_of(call, **args) -> str:
+        with pytest.raises(KnowledgeError) as error:
+            call(db, **args)
+        assert error.value.message == message_for(error.value.code, error.value.params)
+        return error.value.code
+
+    wording = {"entry_id": ENTRY, "source": "staff", "actor": "sato"}
+    assert code_of(suggest, **wording, text=" ") == "suggestion.empty"
+    assert code_of(suggest, **wording, text="あ" * 201) == "suggestion.too_long"
+    assert code_of(suggest, **wording, text="ご\x1bみ") == "suggestion.control_characters"
+    assert code_of(suggest, **wording, text="<p>ごみ") == "suggestion.html"
+    unknown = wording | {"entry_id": "nai-entry"}
+    assert code_of(suggest, **unknown, text="ベッドの捨て方") == "suggestion.unknown_entry"
+    number = suggest(db, **wording, text="ベッドの捨て方")
+    assert (
+        code_of(accept, entry_id=ENTRY, items=[], actor="suzuki") == "suggestion.nothing_selected"
+    )
+    missing = {"entry_id": ENTRY, "items": [(number + 1, None)], "actor": "suzuki"}
+    assert code_of(accept, **missing) == "suggestion.not_found"
+    reject(db, [number], actor="suzuki")
+    taken = {"entry_id": ENTRY, "items": [(number, None)], "actor": "suzuki"}
+    assert code_of(accept, **taken) == "suggestion.decided"
+    assert code_of(list_suggestions, status="pending") == "suggestion.unknown_status"
+    for code in (SAME_AS_PHRASING, CHANGES_ANSWER):
+        conflict = SuggestionConflict(code, wording="ごみ", entry_id="x", question="ごみ")
+        assert conflict.code in ("suggestion.same_as_phrasing", "suggestion.changes_answer")
 
 
 def test_every_code_is_used_in_the_code_and_reached_by_a_test():

@@ -61,6 +61,7 @@ def public(ticket: Ticket, names: dict[str, str]) -> TicketPublic:
         resolved_by=ticket.resolved_by,
         resolved_at=ticket.resolved_at,
         note=ticket.note,
+        answered_entry=ticket.answered_entry,
         transcript=ticket.transcript,
         candidates=ticket.candidates,
         names={actor: names[actor] for actor in people_on(ticket) if actor in names},
@@ -116,7 +117,12 @@ def reply(ticket_id: TicketId, body: TicketReply, db: KnowledgeDb, user: StaffUs
 def resolve(
     ticket_id: TicketId, body: TicketResolve, db: KnowledgeDb, user: StaffUser
 ) -> TicketPublic:
-    return _with_names(db, tickets.resolve_ticket(db, ticket_id, user.name, body.note))
+    """Close the ticket; with ``entry_id``, suggest the resident's question (or staff's
+    rewording of it) as a phrasing of the entry that answered it."""
+    resolved = tickets.resolve_ticket(
+        db, ticket_id, user.name, body.note, entry_id=body.entry_id, question=body.question
+    )
+    return _with_names(db, resolved)
 
 
 @router.post("/{ticket_id}/propose", response_model=RevisionPublic, status_code=201)
