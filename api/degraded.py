@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,8 +32,6 @@ from assistant.feedback_rule import feedback_outcome
 from knowledge.inquiries import PERSON_REQUEST
 
 _PAYLOAD = re.compile(r"^/(\w+)(\{.*\})?$", re.DOTALL)
-# A typed choice is short (「2番目」「最後の」); a longer message is a question.
-MAX_CHOICE_CHARS = 12
 MAX_TURNS_KEPT = 50
 
 
@@ -147,6 +144,7 @@ class DegradedChat:
                     entry_id=entry_id,
                     last_entry_id=memory.last_entry_id,
                     last_revision=memory.last_revision,
+                    turns=memory.turns,
                 )
             if intent == "none_of_these":
                 request = dialogue.HandoffRequest("none_of_these", memory.offered_candidates)
@@ -157,8 +155,8 @@ class DegradedChat:
         if PERSON_REQUEST.search(message):
             return dialogue.Outcome(handoff=dialogue.HandoffRequest("requested_human"))
         offered = memory.offered_entries or []
-        if offered and len(unicodedata.normalize("NFKC", message)) <= MAX_CHOICE_CHARS:
-            position = dialogue.ordinal(message, len(offered))
+        if offered:
+            position = dialogue.typed_choice(message, len(offered))
             if position is not None:
                 return dialogue.chosen_outcome(self.engine, offered[position])
         decision = self.engine.search_in_context(message, memory.last_entry_id)

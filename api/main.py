@@ -15,7 +15,18 @@ from api.headers import SecurityHeaders
 from api.metrics import Metrics
 from api.observe import Observe
 from api.residents import AnswerCounts, RateLimiter, SessionIds
-from api.routes import auth, chat, editor, health, pages, staff, tickets, unanswered, users
+from api.routes import (
+    auth,
+    chat,
+    editor,
+    health,
+    pages,
+    staff,
+    suggestions,
+    tickets,
+    unanswered,
+    users,
+)
 from api.service import EngineHolder, RasaCircuit
 from assistant import logs
 from assistant.config import HANDOFF_WINDOW_S, Settings
@@ -81,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(editor.router)
     app.include_router(editor.preview_router)
     app.include_router(unanswered.router)
+    app.include_router(suggestions.router)
     app.include_router(users.router)
     app.include_router(health.router)
     app.include_router(pages.router)

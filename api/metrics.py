@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from assistant.config import Settings
 from assistant.supervisor import read_state
 from knowledge.store import knowledge_revision, open_db
+from knowledge.suggestions import suggestion_counts
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class StateCollector(Collector):
                         "WHERE status = 'open'"
                     )
                 ).values()
+                suggested = suggestion_counts(db)
             finally:
                 db.close()
         except Exception as error:  # a scrape must not fail because the database did
@@ -81,6 +83,14 @@ class StateCollector(Collector):
             "madoguchi_knowledge_revision", "knowledge revision in the database", revision
         )
         yield GaugeMetricFamily("madoguchi_handoffs_open", "handoff tickets not resolved", count)
+        suggestions = GaugeMetricFamily(
+            "madoguchi_suggestions",
+            "suggested phrasings (wordings) by status: open, accepted, rejected",
+            labels=["status"],
+        )
+        for status, number in suggested.items():
+            suggestions.add_metric([status], number)
+        yield suggestions
         age = 0.0
         if oldest:
             age = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(oldest)).total_seconds()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -467,3 +467,72 @@ class UnansweredGroup(BaseModel):
 class UnansweredPublic(BaseModel):
     days: int
     groups: list[UnansweredGroup]
+
+
+class SuggestionConflictPublic(BaseModel):
+    code: Literal["suggestion.same_as_phrasing", "suggestion.changes_answer"]
+    message: str = Field(description="What the conflict is, in Japanese, for the editor.")
+    entry_id: str = Field(description="The other entry.")
+    question: str = Field(description="The other entry's phrasing concerned.")
+
+
+class SuggestionWording(BaseModel):
+    id: int = Field(description="The suggestion whose text is shown (accept and reject take it).")
+    ids: list[int] = Field(description="Every suggestion of these words for this entry.")
+    text: str = Field(description="The wording, as stored (personal data masked).")
+    sources: dict[str, int] = Field(
+        description="How many suggestions came from staff resolving a ticket and from "
+        "residents who picked the entry and said 「解決した」 (weaker evidence)."
+    )
+    against: int = Field(description="How many residents said 「解決しなかった」 to it.")
+    first_at: str
+    last_at: str
+    tickets: list[int]
+    revision: int | None = Field(
+        default=None, description="Accepted: the draft revision the wording went into."
+    )
+    conflict: SuggestionConflictPublic | None = Field(
+        default=None, description="Open wordings: why accepting it needs care, if it does."
+    )
+
+
+class SuggestionGroupPublic(BaseModel):
+    entry_id: str
+    title: str = Field(description="The entry's title in its latest revision.")
+    wordings: list[SuggestionWording]
+
+
+class SuggestionsPublic(BaseModel):
+    data: list[SuggestionGroupPublic]
+    count: int = Field(description="How many wordings are listed.")
+    counts: dict[str, int] = Field(description="Wordings open, accepted and rejected.")
+
+
+class SuggestionChoice(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    id: int = Field(ge=1, le=SQLITE_INT_MAX)
+    text: str | None = Field(
+        default=None, max_length=2000, description="The wording as the editor edited it."
+    )
+
+
+class SuggestionsAccept(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    entry_id: str = Field(min_length=1, max_length=80)
+    items: list[SuggestionChoice] = Field(max_length=100)
+    force: bool = Field(
+        default=False, description="Accept wordings with a conflict too (after reading it)."
+    )
+
+
+class SuggestionsReject(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    ids: list[Annotated[int, Field(ge=1, le=SQLITE_INT_MAX)]] = Field(max_length=1000)
+    reason: str = Field(default="", max_length=2000)
+
+
+class SuggestionsRejected(BaseModel):
+    rejected: int = Field(description="How many suggestions were rejected.")

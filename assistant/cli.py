@@ -511,6 +511,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except (OSError, EvaluationInputError) as error:
         raise CliError(str(error)) from None
     settings = _settings()
+    if args.replay:
+        return _replay(args, queries, qrels, settings)
     engine = Engine.load(settings)
     if args.tune:
         return _tune(args, queries, qrels, engine, settings)
@@ -532,6 +534,26 @@ def _searching(engine, as_of, bar):
         return decision
 
     return search
+
+
+def _replay(args, queries, qrels, settings) -> int:
+    from assistant.replay import replay
+
+    bars: dict[str, tqdm] = {}
+
+    def progress(step: str, done: int, total: int) -> None:
+        if step not in bars:
+            bars[step] = tqdm(total=total, desc=f"replay {step}", disable=args.json)
+        bars[step].update(done - bars[step].n)
+        if done == total:
+            bars[step].close()
+
+    report = replay(settings, queries, qrels, progress=progress)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print("\n".join(report.lines()))
+    return 0
 
 
 def _tune(args, queries, qrels, engine, settings) -> int:
@@ -565,6 +587,63 @@ def _tune(args, queries, qrels, engine, settings) -> int:
     print("\n".join(f"{name}={value}" for name, value in found.environment().items()))
     print("# on this set (optimistic: the thresholds were chosen on it):")
     print("\n".join(f"# {name:<24} {value}" for name, value in figures.items()))
+    return 0
+
+
+def cmd_suggestions_list(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from knowledge.store import open_db
+    from knowledge.suggestions import list_suggestions
+
+    groups = list_suggestions(open_db(_settings().database_path), args.status)
+    if args.json:
+        print(json.dumps([asdict(group) for group in groups], ensure_ascii=False))
+        return 0
+    for group in groups:
+        print(f"{group.entry_id}  {group.title}")
+        for w in group.wordings:
+            evidence = f"staff {w.sources['staff']}  resident {w.sources['resident']}"
+            print(f"  #{w.id:<6} {evidence}  against {w.against}  {w.text}")
+    count = sum(len(group.wordings) for group in groups)
+    print(f"{count} {args.status} wordings for {len(groups)} entries", file=sys.stderr)
+    return 0
+
+
+def cmd_suggestions_accept(args: argparse.Namespace) -> int:
+    from assistant.engine import Engine
+    from assistant.learning import conflict_of
+    from knowledge.store import open_db
+    from knowledge.suggestions import accept, chosen_texts, open_wordings
+
+    settings = _settings()
+    db = open_db(settings.database_path)
+    ids = args.ids or [w.id for w in open_wordings(db, args.entry_id)]
+    if not ids:
+        raise CliError(f"entry {args.entry_id!r} has no open suggestions")
+    items = [(suggestion_id, None) for suggestion_id in ids]
+    if not args.force:
+        texts = chosen_texts(db, args.entry_id, items)
+        engine = Engine.load(settings)
+        for text in tqdm(texts, desc="conflicts", unit="wording"):
+            conflict = conflict_of(db, engine, args.entry_id, text)
+            if conflict is not None:
+                raise CliError(f"{conflict}; nothing accepted (--force accepts it anyway)")
+    draft = accept(db, args.entry_id, items, actor=_actor(args))
+    print(
+        f"{args.entry_id}: {len(ids)} wordings added to draft revision {draft.revision} "
+        "(submit it for review, then another editor approves it)"
+    )
+    return 0
+
+
+def cmd_suggestions_reject(args: argparse.Namespace) -> int:
+    from knowledge.store import open_db
+    from knowledge.suggestions import reject
+
+    db = open_db(_settings().database_path)
+    rejected = reject(db, args.ids, actor=_actor(args), reason=args.reason)
+    print(f"rejected {rejected} suggestions; they are not suggested again")
     return 0
 
 
@@ -683,7 +762,42 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.9,
         help="share of out-of-scope queries handed off, with --tune",
     )
+    evaluation.add_argument(
+        "--replay",
+        action="store_true",
+        help="on a copy of the database, learn from half of the set as resolved handoffs "
+        "and measure the other half before and after",
+    )
     evaluation.set_defaults(func=cmd_eval)
+
+    suggestions = commands.add_parser(
+        "suggestions", help="suggested phrasings from handoffs and residents"
+    ).add_subparsers(dest="action", required=True)
+    suggestions_list = suggestions.add_parser("list", help="the suggestions, by entry")
+    suggestions_list.add_argument(
+        "--status", choices=["open", "accepted", "rejected"], default="open"
+    )
+    suggestions_list.add_argument("--json", action="store_true", help="print JSON")
+    suggestions_list.set_defaults(func=cmd_suggestions_list)
+    suggestions_accept = suggestions.add_parser(
+        "accept", help="add wordings to a new draft revision of the entry"
+    )
+    suggestions_accept.add_argument("entry_id")
+    chosen = suggestions_accept.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--id", type=_revision, action="append", dest="ids", metavar="N")
+    chosen.add_argument("--all", action="store_true", help="every open wording of the entry")
+    suggestions_accept.add_argument(
+        "--force", action="store_true", help="accept wordings with a conflict too"
+    )
+    suggestions_accept.add_argument("--user", help="who accepts (for the audit log)")
+    suggestions_accept.set_defaults(func=cmd_suggestions_accept)
+    suggestions_reject = suggestions.add_parser("reject", help="reject wordings for good")
+    suggestions_reject.add_argument(
+        "--id", type=_revision, action="append", dest="ids", metavar="N", required=True
+    )
+    suggestions_reject.add_argument("--reason", default="", help="why (kept, masked)")
+    suggestions_reject.add_argument("--user", help="who rejects (for the audit log)")
+    suggestions_reject.set_defaults(func=cmd_suggestions_reject)
 
     from knowledge.accounts import ROLES
 

@@ -231,6 +231,18 @@ _KANJI = re.compile(r"([一二三四五])(?:番|つ|個)")
 _KANJI_VALUES = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5}
 
 
+# A typed choice is short (「2番目」「最後の」); a longer message is a question.
+MAX_CHOICE_CHARS = 12
+
+
+def typed_choice(text: str, offered: int) -> int | None:
+    """The position a short typed message picks among ``offered`` choices, where no NLU
+    has said it is a choice: a longer message is a question, even with a digit."""
+    if len(unicodedata.normalize("NFKC", text)) > MAX_CHOICE_CHARS:
+        return None
+    return ordinal(text, offered)
+
+
 def ordinal(text: str, offered: int) -> int | None:
     """The 0-based position a typed choice refers to (「2番目」「最後の」「③」), if any."""
     text = unicodedata.normalize("NFKC", text)  # ③ -> 3, full-width digits -> ASCII

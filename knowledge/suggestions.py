@@ -364,6 +364,33 @@ def _decide(
     return ids
 
 
+def _chosen(
+    db: sqlite_utils.Database, entry_id: str, items: list[tuple[int, str | None]]
+) -> list[tuple[dict[str, Any], str]]:
+    """The chosen suggestions (each open and for ``entry_id``) with the wording each
+    adds: as suggested, or as the editor edited it (checked and masked)."""
+    if not items:
+        raise SuggestionError(
+            "choose at least one suggestion to accept", code="suggestion.nothing_selected"
+        )
+    chosen = []
+    for suggestion_id, text in items:
+        row = _suggestion(db, int(suggestion_id))
+        if row["entry_id"] != entry_id:
+            raise SuggestionNotFound(row["id"], entry_id)
+        if row["status"] != "open":
+            raise SuggestionDecided(row["id"], row["status"])
+        chosen.append((row, row["text"] if text is None else clean_text(text)))
+    return chosen
+
+
+def chosen_texts(
+    db: sqlite_utils.Database, entry_id: str, items: list[tuple[int, str | None]]
+) -> list[str]:
+    """The wordings ``accept`` would add for ``items`` (to check them first)."""
+    return [wording for _, wording in _chosen(db, entry_id, items)]
+
+
 def accept(
     db: sqlite_utils.Database,
     entry_id: str,
@@ -375,27 +402,14 @@ def accept(
     entry's phrasings, as a new draft revision of its latest revision; return that
     draft. Every chosen suggestion must be open and for ``entry_id``. A wording another
     entry already has is refused (``InvalidEntry``, as when an editor types it)."""
-    if not items:
-        raise SuggestionError(
-            "choose at least one suggestion to accept", code="suggestion.nothing_selected"
-        )
-    edited = {int(sid): (clean_text(text) if text is not None else None) for sid, text in items}
     with write_transaction(db):
         latest = latest_revision(db, entry_id)
         if latest is None:
             raise EntryNotFound(entry_id)
-        rows = []
-        for suggestion_id in edited:
-            row = _suggestion(db, suggestion_id)
-            if row["entry_id"] != entry_id:
-                raise SuggestionNotFound(suggestion_id, entry_id)
-            if row["status"] != "open":
-                raise SuggestionDecided(suggestion_id, row["status"])
-            rows.append(row)
+        chosen = _chosen(db, entry_id, items)
         questions = list(latest.questions)
         taken = {question_key(q) for q in questions}
-        for row in rows:
-            wording = edited[row["id"]] or row["text"]
+        for _, wording in chosen:
             if question_key(wording) not in taken:
                 taken.add(question_key(wording))
                 questions.append(wording)
@@ -403,10 +417,8 @@ def accept(
         check_phrasings(db, [entry])
         draft, _ = add_revision(db, entry, actor=actor, action="accept_suggestions", publish=False)
         accepted = []
-        for row in rows:
-            if row["status"] == "open":  # not already covered by an earlier item's wording
-                accepted += _decide(db, row, "accepted", actor, revision=draft.revision)
-                row["status"] = "accepted"
+        for row, _ in chosen:
+            accepted += _decide(db, row, "accepted", actor, revision=draft.revision)
         record_audit(
             db,
             actor=actor,
@@ -415,7 +427,7 @@ def accept(
             revision=draft.revision,
             detail={
                 "ids": sorted(accepted),
-                "wordings": [text_digest(edited[r["id"]] or r["text"]) for r in rows],
+                "wordings": [text_digest(wording) for _, wording in chosen],
             },
         )
     return draft

@@ -327,3 +327,62 @@ def test_when_even_the_ticket_fails_the_resident_is_told_to_try_again(actions_ho
         dialogue.APOLOGY,
         dialogue.TRY_AGAIN_LATER,
     ]
+
+
+def said(text: str, intent: str = "inquiry") -> dict:
+    parse = {"intent": {"name": intent, "confidence": 0.9}, "intent_ranking": []}
+    return {"event": "user", "text": text, "timestamp": 1.0, "parse_data": parse}
+
+
+def bot(text: str) -> dict:
+    return {"event": "bot", "text": text, "timestamp": 1.0}
+
+
+def suggestion_rows(settings) -> list[tuple]:
+    db = open_db(settings.database_path)
+    rows = db.query("SELECT entry_id, text, source, weight, session_id FROM suggestions")
+    return [tuple(row.values()) for row in rows]
+
+
+CHOSEN = "kotei-shisanzei"
+PICKED = [
+    said("税金を払いたい"),
+    bot(dialogue.CLARIFY_PROMPT),
+    said(f'/choose_entry{{"entry_id":"{CHOSEN}"}}', "choose_entry"),
+    bot("固定資産税の納付は…"),
+    bot(dialogue.FEEDBACK_PROMPT),
+]
+
+
+def feedback(helpful: bool, history: list[dict], entry_id: str = CHOSEN) -> Tracker:
+    intent = "feedback_positive" if helpful else "feedback_negative"
+    return tracker(
+        f'/{intent}{{"entry_id":"{entry_id}"}}',
+        intent=intent,
+        entities=[{"entity": "entry_id", "value": entry_id}],
+        history=history,
+        slots={"last_entry_id": entry_id, "last_revision": 1},
+    )
+
+
+def test_solved_after_picking_a_choice_suggests_the_question_for_that_entry(actions_home):
+    ActionFeedback().run(CollectingDispatcher(), feedback(True, PICKED), {})
+    assert suggestion_rows(actions_home) == [
+        (CHOSEN, "税金を払いたい", "resident", 1, "resident-1")
+    ]
+
+
+def test_a_typed_pick_counts_and_a_direct_answer_that_helped_teaches_nothing(actions_home):
+    typed = [*PICKED[:2], said("2番目です", "choose_entry"), *PICKED[3:]]
+    ActionFeedback().run(CollectingDispatcher(), feedback(True, typed), {})
+    direct = [said("粗大ごみを出したい"), bot("粗大ごみは…"), bot(dialogue.FEEDBACK_PROMPT)]
+    ActionFeedback().run(CollectingDispatcher(), feedback(True, direct, "sodai-gomi"), {})
+    assert [row[:2] for row in suggestion_rows(actions_home)] == [(CHOSEN, "税金を払いたい")]
+
+
+def test_not_solved_counts_against_the_question_and_the_entry(actions_home):
+    direct = [said("ベッドを捨てたい 090-1234-5678"), bot("粗大ごみは…")]
+    ActionFeedback().run(CollectingDispatcher(), feedback(False, direct, "sodai-gomi"), {})
+    assert suggestion_rows(actions_home) == [
+        ("sodai-gomi", "ベッドを捨てたい ［電話番号］", "resident", -1, "resident-1")
+    ]

@@ -336,3 +336,62 @@ def test_a_database_newer_than_the_program_is_an_error_line(settings, madoguchi,
         f"error: database schema version {SCHEMA_VERSION + 1} is newer than this program's"
     ), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def suggested(settings, text: str, entry_id: str = "sodai-gomi", source: str = "staff") -> int:
+    from knowledge.store import open_db
+    from knowledge.suggestions import suggest
+
+    db = open_db(settings.database_path)
+    try:
+        return suggest(db, entry_id=entry_id, text=text, source=source, actor="sato")
+    finally:
+        db.close()
+
+
+def test_suggestions_list_accept_and_reject(starter_settings, madoguchi):
+    bed = suggested(starter_settings, "でかい家具をほかしたい")
+    futon = suggested(starter_settings, "押し入れの布団を手放したい", source="resident")
+    shop = suggested(starter_settings, "家具屋の連絡先")
+    listed = madoguchi(starter_settings, "suggestions", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "sodai-gomi  粗大ごみの出し方",
+        f"  #{bed:<6} staff 1  resident 0  against 0  でかい家具をほかしたい",
+        f"  #{shop:<6} staff 1  resident 0  against 0  家具屋の連絡先",
+        f"  #{futon:<6} staff 0  resident 1  against 0  押し入れの布団を手放したい",
+    ]
+    assert "3 open wordings for 1 entries" in listed.stderr
+    rejected = madoguchi(starter_settings, "suggestions", "reject", "--id", str(shop))
+    assert rejected.returncode == 0 and "rejected 1 suggestions" in rejected.stdout
+    accepted = madoguchi(starter_settings, "suggestions", "accept", "sodai-gomi", "--all")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "2 wordings added to draft revision 2" in accepted.stdout
+    done = json.loads(
+        madoguchi(starter_settings, "suggestions", "list", "--status", "accepted", "--json").stdout
+    )
+    assert [w["text"] for w in done[0]["wordings"]] == [
+        "でかい家具をほかしたい",
+        "押し入れの布団を手放したい",
+    ]
+    assert {w["revision"] for w in done[0]["wordings"]} == {2}
+    history = madoguchi(starter_settings, "kb", "history", "sodai-gomi").stdout
+    assert history.splitlines()[1].startswith("r2  draft")
+    nothing = madoguchi(starter_settings, "suggestions", "accept", "sodai-gomi", "--all")
+    assert nothing.returncode == 1 and "has no open suggestions" in nothing.stderr
+
+
+def test_a_conflicting_suggestion_is_refused_unless_forced(starter_settings, madoguchi):
+    taken = suggested(starter_settings, "ペットボトルって何ごみ")
+    refused = madoguchi(starter_settings, "suggestions", "accept", "sodai-gomi", "--id", str(taken))
+    assert refused.returncode == 1
+    assert "is the same as the phrasing 「ペットボトルって何ごみ？」" in refused.stderr
+    assert "nothing accepted" in refused.stderr
+    forced = madoguchi(
+        starter_settings, "suggestions", "accept", "sodai-gomi", "--id", str(taken), "--force"
+    )
+    assert forced.returncode == 1 and "gomi-bunbetsu" in forced.stderr  # still another's
+    unknown = madoguchi(starter_settings, "suggestions", "reject", "--id", "999")
+    assert unknown.returncode == 1 and "no suggestion with id 999" in unknown.stderr
+    usage = madoguchi(starter_settings, "suggestions", "accept", "sodai-gomi")
+    assert usage.returncode == 2

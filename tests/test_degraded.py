@@ -374,3 +374,39 @@ def test_a_failed_action_past_the_limit_apologises_without_a_ticket(starter_sett
     assert first["decision"] == "handoff" and first["handoff_id"]
     assert second["decision"] == "handoff_refused" and "handoff_id" not in second
     assert second["replies"][0]["text"] == dialogue.APOLOGY
+
+
+def suggestions(settings) -> list[tuple]:
+    db = open_db(settings.database_path)
+    rows = db.query("SELECT entry_id, text, source, weight FROM suggestions ORDER BY id")
+    return [(r["entry_id"], r["text"], r["source"], r["weight"]) for r in rows]
+
+
+def test_without_rasa_solved_after_a_choice_suggests_the_question_for_that_entry(
+    client, starter_settings
+):
+    offered = chat(client, "税金を払いたい")
+    assert offered["decision"] == "clarify"
+    chosen = chat(client, offered["replies"][0]["buttons"][1]["payload"], offered["session_id"])
+    entry_id = chosen["replies"][0]["entry_id"]
+    solved = chosen["replies"][-1]["buttons"][0]["payload"]
+    assert chat(client, solved, offered["session_id"])["decision"] == "feedback"
+    assert suggestions(starter_settings) == [(entry_id, "税金を払いたい", "resident", 1)]
+    # A typed choice counts as a pick too.
+    again = chat(client, "税金を払いたい")
+    typed = chat(client, "3番目", again["session_id"])
+    third = typed["replies"][0]["entry_id"]
+    chat(client, typed["replies"][-1]["buttons"][0]["payload"], again["session_id"])
+    assert suggestions(starter_settings)[1:] == [(third, "税金を払いたい", "resident", 1)]
+
+
+def test_without_rasa_a_direct_answer_teaches_only_when_it_did_not_help(client, starter_settings):
+    answered = chat(client, QUESTION)
+    assert answered["decision"] == "answer"
+    entry_id = answered["replies"][0]["entry_id"]
+    solved, unsolved = (b["payload"] for b in answered["replies"][-1]["buttons"])
+    chat(client, solved, answered["session_id"])
+    assert suggestions(starter_settings) == []
+    again = chat(client, QUESTION)
+    chat(client, unsolved, again["session_id"])
+    assert suggestions(starter_settings) == [(entry_id, QUESTION, "resident", -1)]

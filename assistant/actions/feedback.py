@@ -1,6 +1,7 @@
 """Feedback on an answer: 「解決した」 is recorded; 「解決しなかった」 is recorded and the
-conversation goes to a person, with the answer that did not help in the ticket. The
-rule is ``assistant.feedback_rule``; here it is carried out through Rasa."""
+conversation goes to a person, with the answer that did not help in the ticket; either
+may suggest a phrasing. The rule is ``assistant.feedback_rule``; here it is carried out
+through Rasa, with the tracker's transcript."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from assistant.actions import runtime
+from assistant.actions import history, runtime
 from assistant.feedback_rule import feedback_outcome
 
 
@@ -31,5 +32,6 @@ class ActionFeedback(runtime.Step):
                 last_entry_id=tracker.get_slot("last_entry_id"),
                 last_revision=tracker.get_slot("last_revision"),
                 text=tracker.latest_message.get("text") or "",
+                turns=history.transcript(tracker),
             )
         return runtime.carry_out(dispatcher, tracker, outcome)
