@@ -914,15 +914,21 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         until(staff, "document.querySelector('#ticket-meta').textContent.includes('回答した項目')")
         assert title in staff.locator("#ticket-meta").inner_text()
 
-    # A wording equal to another entry's phrasing is shown as a conflict.
+    # Conflicts are shown: a wording that is another entry's phrasing cannot be accepted
+    # as it is; one that would change another phrasing's answer needs a second yes.
     resolve_by_api(stack, "人と話したい", "tairyo-gomi", "古い自転車を処分したい")
+    changes = "ごみ収集日カレンダーはどこでもらえるか知りたい"
+    resolve_by_api(stack, "人と話したい", "gomi-shushubi", changes)
     with person(browser, console, "suzuki-reject") as editor:
         log_in(editor, base, "suzuki", "/editor")
         editor.goto(base + "/editor#suggestions")
-        clash = editor.locator("li.wording", has_text="古い自転車を処分したい")
-        clash.locator(".conflict").wait_for()
-        accept = clash.get_by_role("button", name="衝突を確認して採用")
-        accept.click()
+        taken = editor.locator("li.wording", has_text="古い自転車を処分したい")
+        taken.locator(".conflict").wait_for()
+        assert "このままでは採用できません" in taken.locator(".conflict").inner_text()
+        assert taken.locator("button.accept").count() == 0
+        clash = editor.locator("li.wording", has_text=changes)
+        assert "gomi-bunbetsu" in clash.locator(".conflict").inner_text()
+        clash.get_by_role("button", name="衝突を確認して採用").click()
         dialog = editor.locator("#confirm-dialog")
         dialog.wait_for()
         assert "衝突" in dialog.inner_text()
@@ -930,6 +936,10 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         editor.click("#confirm-cancel")
         assert clash.is_visible()  # nothing was accepted
         assert editor.locator("#suggestions-result").inner_text() == ""
+        clash.get_by_role("button", name="衝突を確認して採用").click()
+        editor.click("#confirm-ok")  # the second, explicit yes: sent with force
+        editor.locator("#suggestions-result a.open-draft").wait_for()
+        assert editor.locator("li.wording", has_text=changes).count() == 0
 
         item = editor.locator("li.wording", has_text=wording)
         item.get_by_role("button", name="採用しない").click()

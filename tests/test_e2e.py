@@ -373,13 +373,19 @@ LEARNED_ENTRY = "shibo-todoke"
 
 
 def hand_off(client: httpx.Client, question: str) -> int:
-    """A resident asks ``question``, is not answered, and asks for a person: the ticket."""
+    """A resident asks ``question`` and is not answered: asked to rephrase, they ask it
+    again (two failed turns); offered choices, none fits. The ticket, with the
+    candidates the engine found."""
     first = say(client, question)
-    assert first["decision"] in ("rephrase", "clarify", "handoff"), first
     if first["decision"] == "handoff":
         return first["handoff_id"]
-    handoff = say(client, "人と話したい", first["session_id"])
-    assert handoff["decision"] == "handoff"
+    assert first["decision"] in ("rephrase", "clarify"), first
+    if first["decision"] == "rephrase":
+        handoff = say(client, question, first["session_id"])
+    else:
+        none_of_these = first["replies"][0]["buttons"][-1]["payload"]
+        handoff = say(client, none_of_these, first["session_id"])
+    assert handoff["decision"] == "handoff", handoff
     return handoff["handoff_id"]
 
 

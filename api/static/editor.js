@@ -1089,8 +1089,11 @@
     resident: "利用者が選択（参考）",
     against: "解決しなかった",
   };
-  // The server's codes for a wording that would clash with another entry.
-  const CONFLICT_CODES = ["suggestion.same_as_phrasing", "suggestion.changes_answer"];
+  // A wording that is another entry's phrasing can never be added as it is (a phrasing
+  // belongs to one entry): edit it or reject it. One that would change which entry
+  // answers another's phrasing may be accepted after a second, explicit confirmation.
+  const SAME_AS_PHRASING = "suggestion.same_as_phrasing";
+  const CHANGES_ANSWER = "suggestion.changes_answer";
 
   // The 「言い回しの候補」 view: open suggestions by entry; accept (optionally edited),
   // reject, or accept an entry's wordings together. Accepting makes a draft revision,
@@ -1179,6 +1182,7 @@
       const editButton = el("button", { type: "button", className: "edit secondary",
         "aria-expanded": "false", "aria-controls": edit.id, "aria-describedby": textId,
         onclick: () => toggleEdit(edit, editButton) }, "編集して採用");
+      const taken = Boolean(w.conflict && w.conflict.code === SAME_AS_PHRASING);
       const tickets = (w.tickets || []).map((t) => (t && typeof t === "object" ? t.id : t)).filter(Boolean);
       return el("li", { className: "wording" + (w.conflict ? " has-conflict" : ""), dataset: { id: String(w.id) } },
         el("p", { className: "wording-text", id: textId }, w.text),
@@ -1188,9 +1192,9 @@
           w.last_at && w.last_at !== w.first_at && "最新 " + M.when(w.last_at),
           tickets.length && "受付番号 " + tickets.join("、"),
         ].filter(Boolean).join("・")),
-        w.conflict && conflictNote(w.conflict),
+        w.conflict && conflictNote(w.conflict, taken),
         el("div", { className: "actions" },
-          el("button", { type: "button", className: "accept", "aria-describedby": textId,
+          taken ? null : el("button", { type: "button", className: "accept", "aria-describedby": textId,
             onclick: () => accept(group, [{ id: w.id, text: null }], w.conflict, message) },
           w.conflict ? "衝突を確認して採用" : "採用"),
           editButton,
@@ -1199,9 +1203,10 @@
         edit);
     }
 
-    function conflictNote(conflict) {
+    function conflictNote(conflict, taken) {
       return el("div", { className: "conflict", role: "note" },
         el("p", {}, el("strong", {}, "衝突："), conflict.message || "ほかの項目の言い回しと衝突します。"),
+        taken ? el("p", {}, "このままでは採用できません。言い回しを編集して採用するか、採用しないでください。") : null,
         conflict.entry_id ? el("p", {}, "衝突する項目：",
           el("a", { href: entryHash(conflict.entry_id) }, conflict.entry_id),
           conflict.question ? "（「" + conflict.question + "」）" : "") : null);
@@ -1270,7 +1275,7 @@
         try {
           revision = await postAccept(group, items, force);
         } catch (error) {
-          if (error.status !== 409 || force || !CONFLICT_CODES.includes(error.code)) throw error;
+          if (error.status !== 409 || force || error.code !== CHANGES_ANSWER) throw error;
           if (!(await confirmConflict(error.message))) {
             say(message, error.message, true);
             return;
