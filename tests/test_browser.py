@@ -811,6 +811,10 @@ def suggestions_of(stack, entry_id: str) -> list[dict]:
     return groups[0]["wordings"] if groups else []
 
 
+def entry_status_is(page, label: str) -> None:
+    until(page, f"document.querySelector('#entry-status').textContent.includes('{label}')")
+
+
 def resolve_by_api(stack, question: str, entry_id: str, wording: str) -> int:
     """A handoff asking ``question``, resolved by sato with ``entry_id`` and ``wording``."""
     settings, client = stack
@@ -873,15 +877,15 @@ def test_staff_resolve_with_the_entry_and_two_editors_publish_the_wording(
         assert re.search(r"第[0-9]+版の下書きを作りました", result.inner_text())
         assert writer.locator("li.wording", has_text=LEARNED_QUESTION).count() == 0
         result.locator("a.open-draft").click()
-        until(writer, "document.querySelector('#entry-status').textContent.includes('下書き')")
+        entry_status_is(writer, "下書き")
         assert LEARNED_QUESTION in writer.input_value("#f-questions").splitlines()
         writer.click("#submit-review")
-        until(writer, "document.querySelector('#entry-status').textContent.includes('確認待ち')")
-    with person(browser, console, "tanaka") as reviewer:
+        entry_status_is(writer, "確認待ち")
+    with person(browser, console, "tanaka") as reviewer:  # another editor approves
         log_in(reviewer, base, "tanaka", "/editor")
         reviewer.goto(f"{base}/editor#entry={LEARNED_ENTRY}")
         reviewer.locator("#approve:enabled").click()
-        until(reviewer, "document.querySelector('#entry-status').textContent.includes('公開中')")
+        entry_status_is(reviewer, "公開中")
 
     learned = staff_answer(stack, LEARNED_QUESTION)
     assert learned["decision"] == "answer"
@@ -902,9 +906,16 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         ticket_card(staff, question)
         staff.click("#claim")
         until(staff, "document.querySelector('#ticket-meta').textContent.includes('sato')")
-        staff.get_by_role("radio", name="ほかの項目を検索").check()
-        staff.fill("#answered-q", "葬祭費")
-        staff.press("#answered-q", "Enter")  # searches; does not resolve the ticket
+        # With the keyboard: from 「該当する項目なし」 up to 「ほかの項目を検索」, then on
+        # to its search box.
+        staff.focus("input[name='answered-entry'][value='none']")
+        staff.keyboard.press("ArrowUp")
+        assert staff.get_by_role("radio", name="ほかの項目を検索").is_checked()
+        staff.locator("#answered-search").wait_for()
+        staff.keyboard.press("Tab")
+        assert staff.evaluate("document.activeElement.id") == "answered-q"
+        staff.keyboard.type("葬祭費")
+        staff.keyboard.press("Enter")  # searches; does not resolve the ticket
         found = staff.locator("#answered-found").get_by_role("radio", name=re.escape(title))
         found.first.wait_for()
         assert staff.locator("#resolve-form").is_visible()
@@ -957,6 +968,47 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         editor.locator("#suggestions-status", has_text="これまでに採用").wait_for()
         assert editor.locator("li.wording", has_text=wording).count() == 0
         assert "不採用 1件" in editor.locator("#suggestions-status").inner_text()
+
+
+def test_an_editor_edits_one_wording_then_accepts_the_others_together(
+    stack, base, browser, console
+):
+    entry_id = "kaden-recycle"
+    wordings = ["洗濯機を処分したい", "古いテレビの捨て方", "エアコンの処分方法を知りたい"]
+    for wording in wordings:
+        resolve_by_api(stack, "人と話したい", entry_id, wording)
+    edited = "古い洗濯機を処分したい"
+    with person(browser, console, "suzuki-edit") as editor:
+        log_in(editor, base, "suzuki", "/editor")
+        editor.goto(base + "/editor#suggestions")
+        group = editor.locator(f"#suggestions-entries li[data-entry-id='{entry_id}']")
+        first = group.locator("li.wording", has_text=wordings[0])
+        first.wait_for()
+        assert group.locator("button.bulk-accept").inner_text() == "3件をまとめて採用"
+        edit = first.get_by_role("button", name="編集して採用")
+        edit.click()
+        assert edit.get_attribute("aria-expanded") == "true"
+        box = first.get_by_label("採用する言い回し")
+        assert editor.evaluate("document.activeElement.tagName") == "TEXTAREA"
+        assert box.input_value() == wordings[0]
+        box.fill(edited)
+        first.get_by_role("button", name="この言い回しで採用").click()
+        result = editor.locator("#suggestions-result")
+        result.locator("a.open-draft").wait_for()
+        one = int(re.search(r"第([0-9]+)版の下書き", result.inner_text()).group(1))
+        assert group.locator("li.wording").count() == 2
+        bulk = group.locator("button.bulk-accept")
+        assert bulk.inner_text() == "2件をまとめて採用"
+        bulk.click()
+        shown = "document.querySelector('#suggestions-result').textContent"
+        until(editor, f"!{shown}.includes('第{one}版')")
+        assert "言い回しを2件加え" in result.inner_text()
+        assert editor.locator(f"#suggestions-entries li[data-entry-id='{entry_id}']").count() == 0
+        result.locator("a.open-draft").click()
+        until(editor, "document.querySelector('#f-questions').value.length > 0")
+        questions = editor.input_value("#f-questions").splitlines()
+        assert {edited, *wordings[1:]} <= set(questions) and wordings[0] not in questions
+        assert "下書き" in editor.locator("#entry-status").inner_text()
 
 
 def test_screenshots_exist(stack):
