@@ -124,6 +124,8 @@ def test_a_version_5_database_gets_each_tickets_question_from_its_transcript(tmp
     ]
     with sqlite3.connect(path) as conn:  # as schema version 5 was: no question column
         conn.execute("ALTER TABLE tickets DROP COLUMN question")
+        conn.execute("ALTER TABLE tickets DROP COLUMN answered_entry")  # nor version 7's
+        conn.execute("DROP TABLE suggestions")
         conn.execute(
             "INSERT INTO tickets (session_id, status, reason, transcript, candidates, "
             "created_at, updated_at) VALUES ('s', 'open', 'requested_human', ?, '[]', "
