@@ -24,7 +24,7 @@ from knowledge.city import CityProfile
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import find_open_ticket, get_ticket
 from tests.conftest import PASSWORD, account, bearer, running_stack
-from tests.test_e2e import hand_off
+from tests.test_e2e import hand_off, say
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -970,6 +970,17 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         assert "不採用 1件" in editor.locator("#suggestions-status").inner_text()
 
 
+def picked_and_helped(client, question: str) -> str:
+    """A resident offered choices picks the first and says it helped: the entry."""
+    offered = say(client, question)
+    assert offered["decision"] == "clarify", offered
+    session = offered["session_id"]
+    chosen = say(client, offered["replies"][0]["buttons"][0]["payload"], session)
+    assert chosen["decision"] == "answer", chosen
+    say(client, chosen["replies"][-1]["buttons"][0]["payload"], session)  # 解決した
+    return chosen["replies"][0]["entry_id"]
+
+
 def test_an_editor_edits_one_wording_then_accepts_the_others_together(
     stack, base, browser, console
 ):
@@ -977,6 +988,9 @@ def test_an_editor_edits_one_wording_then_accepts_the_others_together(
     wordings = ["洗濯機を処分したい", "古いテレビの捨て方", "エアコンの処分方法を知りたい"]
     for wording in wordings:
         resolve_by_api(stack, "人と話したい", entry_id, wording)
+    # A resident's own pick is weaker evidence, and the page says so.
+    typhoon = "台風のとき避難する場所はどこ"
+    picked = picked_and_helped(stack[1], typhoon)
     edited = "古い洗濯機を処分したい"
     with person(browser, console, "suzuki-edit") as editor:
         log_in(editor, base, "suzuki", "/editor")
@@ -984,6 +998,10 @@ def test_an_editor_edits_one_wording_then_accepts_the_others_together(
         group = editor.locator(f"#suggestions-entries li[data-entry-id='{entry_id}']")
         first = group.locator("li.wording", has_text=wordings[0])
         first.wait_for()
+        theirs = editor.locator(f"#suggestions-entries li[data-entry-id='{picked}'] li.wording")
+        resident = theirs.filter(has_text=typhoon)
+        assert resident.locator(".source.resident").inner_text() == "利用者が選択（参考） 1件"
+        assert resident.locator(".source.staff").count() == 0
         assert group.locator("button.bulk-accept").inner_text() == "3件をまとめて採用"
         edit = first.get_by_role("button", name="編集して採用")
         edit.click()
