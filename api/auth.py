@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 
 from api.deps import AppSettings, KnowledgeDb
-from assistant.config import Settings
+from assistant.operations.config import Settings
 from knowledge.accounts import Session, User, session_for
 
 COOKIE = "madoguchi_session"

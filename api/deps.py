@@ -9,8 +9,8 @@ import httpx
 import sqlite_utils
 from fastapi import Depends, HTTPException, Request
 
-from assistant.config import Settings
-from assistant.engine import Engine
+from assistant.operations.config import Settings
+from assistant.retrieval.engine import Engine
 from knowledge.city import CityProfile
 from knowledge.store import open_db
 

@@ -28,9 +28,9 @@ from api.routes import (
     users,
 )
 from api.service import EngineHolder, RasaCircuit
-from assistant import logs
-from assistant.config import HANDOFF_WINDOW_S, Settings
-from assistant.keys import internal_token, load_secret
+from assistant.operations import logs
+from assistant.operations.config import HANDOFF_WINDOW_S, Settings
+from assistant.operations.keys import internal_token, load_secret
 from knowledge.city import CityProfile
 
 

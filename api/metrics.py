@@ -5,7 +5,7 @@ ids do not multiply the series), chat decisions by kind and by path (``rasa``, o
 ``engine`` in degraded mode), and Rasa failures. Read at each scrape: handoffs waiting
 and the oldest one's age, the index's size and knowledge revision, whether the engine
 is ready and whether the chat is degraded; under ``madoguchi serve``, restarts by
-component and whether each is up or given up (``assistant.supervisor``).
+component and whether each is up or given up (``assistant.operations.supervisor``).
 
 Each app has a registry of its own, so tests can run several apps in one process.
 """
@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from assistant.config import Settings
-from assistant.supervisor import read_state
+from assistant.operations.config import Settings
+from assistant.operations.supervisor import read_state
 from knowledge.store import knowledge_revision, open_db
 from knowledge.suggestions import suggestion_counts
 

@@ -3,7 +3,7 @@ per-request task or body buffering, which Starlette's ``BaseHTTPMiddleware`` add
 
 The request id comes from an ``X-Request-ID`` header if well-formed, else is made here;
 it is returned in the response's ``X-Request-ID`` and is in every log line written while
-the request is handled (``assistant.logs``), including the action server's, through the
+the request is handled (``assistant.operations.logs``), including the action server's, through the
 message metadata the chat passes to Rasa.
 """
 
@@ -14,7 +14,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant import logs
+from assistant.operations import logs
 
 access_log = logging.getLogger("madoguchi.access")
 

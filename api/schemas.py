@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from assistant.conversation.dialogue import ReplyDecision
+from assistant.retrieval.ranking import DecisionKind
 from knowledge.model import has_control_characters, has_html
 
 MAX_MESSAGE_CHARS = 1000
@@ -58,9 +60,7 @@ class ChatReply(BaseModel):
 
 class ChatResponse(BaseModel):
     session_id: str
-    decision: Literal[
-        "answer", "clarify", "handoff", "handoff_refused", "rephrase", "feedback", "smalltalk"
-    ] = Field(
+    decision: ReplyDecision = Field(
         description="handoff_refused: this address opened too many tickets lately; "
         "no ticket was opened (the reply says to wait or phone)."
     )
@@ -121,7 +121,7 @@ class AnswerPublic(BaseModel):
 
 
 class AnswersPublic(BaseModel):
-    decision: Literal["answer", "clarify", "handoff"]
+    decision: DecisionKind
     confidence: float
     knowledge_revision: int
     results: list[AnswerPublic]
@@ -429,7 +429,7 @@ class CandidateBrief(BaseModel):
 
 
 class OutcomePublic(BaseModel):
-    decision: Literal["answer", "clarify", "handoff"]
+    decision: DecisionKind
     confidence: float
     entry_id: str | None
     revision: int | None

@@ -11,8 +11,8 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from assistant.config import Settings
-from assistant.engine import Engine
+from assistant.operations.config import Settings
+from assistant.retrieval.engine import Engine
 
 log = logging.getLogger(__name__)
 

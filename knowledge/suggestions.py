@@ -82,7 +82,7 @@ class SuggestionDecided(KnowledgeError):
         )
 
 
-# The two ways a wording can conflict with another entry (assistant.learning finds them).
+# The two ways a wording can conflict with another entry (assistant.retrieval.learning finds them).
 SAME_AS_PHRASING = "suggestion.same_as_phrasing"
 CHANGES_ANSWER = "suggestion.changes_answer"
 

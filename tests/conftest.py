@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main
-from assistant.config import PROJECT_ROOT, Settings
+from assistant.operations.cli import main
+from assistant.operations.config import PROJECT_ROOT, Settings
 
 STARTER = PROJECT_ROOT / "knowledge" / "starter"
 STARTER_COUNT = len(list(STARTER.glob("*.yaml")))
@@ -79,6 +79,16 @@ def bearer(settings: Settings, name: str, role: str = "editor") -> dict[str, str
     return {"Authorization": f"Bearer {session.token}"}
 
 
+def editor(client, name: str = "suzuki") -> dict[str, str]:
+    """Headers for ``client``'s app as the editor ``name``."""
+    return bearer(client.app.state.settings, name, "editor")
+
+
+def staff(client, name: str = "sato") -> dict[str, str]:
+    """Headers for ``client``'s app as the staff member ``name``."""
+    return bearer(client.app.state.settings, name, "staff")
+
+
 def handoff(
     db,
     *turns: dict,
@@ -110,7 +120,7 @@ def settings(tmp_path: Path) -> Settings:
 def starter_template(tmp_path_factory) -> Path:
     """A home with the published starter entries and their index, built once per run;
     tests work on copies (an app over a fresh home would rebuild the index, ~10 s)."""
-    from assistant.engine import Engine
+    from assistant.retrieval.engine import Engine
     from knowledge.io import import_entries
     from knowledge.store import open_db
 
@@ -137,7 +147,7 @@ def starter_settings(starter_template: Path, tmp_path: Path) -> Settings:
 @pytest.fixture(scope="session")
 def shared_engine(tmp_path_factory):
     """One engine over the starter entries, for read-only tests (loading costs ~2 s)."""
-    from assistant.engine import Engine
+    from assistant.retrieval.engine import Engine
     from knowledge.io import import_entries
     from knowledge.store import open_db
 
@@ -164,7 +174,7 @@ def free_ports(count: int) -> list[int]:
 def stack_home(home: Path, **settings_env: str) -> Settings:
     """``home`` with the starter entries, their index and the trained Rasa model, and
     free ports for the API, Rasa and the actions: ready for a stack to start."""
-    from assistant.engine import Engine
+    from assistant.retrieval.engine import Engine
     from knowledge.io import import_entries
     from knowledge.store import open_db
 
@@ -192,7 +202,7 @@ def running_stack(home: Path, env: dict[str, str] | None = None, **settings_env:
 
     import httpx
 
-    from assistant.launcher import Stack
+    from assistant.operations.launcher import Stack
 
     settings = stack_home(home, **settings_env)
     api = settings.api_port

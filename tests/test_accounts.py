@@ -26,8 +26,8 @@ from fastapi.testclient import TestClient
 from api.auth import COOKIE, SECURE_COOKIE
 from api.main import create_app
 from api.residents import TOO_MANY, RateLimiter, SessionIds
-from assistant.cli import main
-from assistant.keys import load_secret
+from assistant.operations.cli import main
+from assistant.operations.keys import load_secret
 from knowledge.accounts import (
     MAX_FAILURES_PER_CLIENT,
     MAX_FAILURES_PER_NAME,
@@ -102,7 +102,7 @@ def starter_home(starter_template: Path) -> Path:
 
 def settings_in(home: Path, **env: str):
     """Settings for ``home`` with Rasa's ports where nothing listens: the chat answers from
-    the engine directly (degraded mode, as in tests/test_degraded.py)."""
+    the engine directly (degraded mode, as in tests/conversation/test_degraded.py)."""
     port = free_port()
     return make_settings(
         home, MADOGUCHI_RASA_PORT=str(port), MADOGUCHI_ACTION_PORT=str(port), **env

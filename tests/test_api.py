@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
-from assistant.config import ConfigError
+from assistant.operations.config import ConfigError
 from knowledge.store import SCHEMA_VERSION
 from tests.conftest import STARTER_COUNT, bearer, make_settings
 

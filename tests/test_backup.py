@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.cli import main
-from assistant.engine import Engine
+from assistant.operations.cli import main
+from assistant.retrieval.engine import Engine
 from knowledge.backup import STEP_PAGES, BackupError, BackupInvalid, backup, restore
 from knowledge.store import SCHEMA_VERSION, audit_log, knowledge_revision, open_db
 from knowledge.tickets import open_ticket

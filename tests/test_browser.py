@@ -18,8 +18,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from assistant.config import PROJECT_ROOT
-from assistant.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, REPHRASE
+from assistant.conversation.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, REPHRASE
+from assistant.operations.config import PROJECT_ROOT
 from knowledge.city import CityProfile
 from knowledge.store import get_entry, open_db
 from knowledge.tickets import find_open_ticket, get_ticket

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.dialogue import HANDOFF_KEPT, handoff_reply
+from assistant.conversation.dialogue import HANDOFF_KEPT, handoff_reply
 from knowledge.city import CityProfile, japanese_moment
 from knowledge.model import KnowledgeError
 

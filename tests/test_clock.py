@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.dialogue import handoff_reply
-from assistant.engine import Engine
+from assistant.conversation.dialogue import handoff_reply
+from assistant.retrieval.engine import Engine
 from knowledge.city import CityProfile
 from knowledge.store import get_entry, open_db
 from knowledge.waiting import Wait, japanese_duration
@@ -101,7 +101,9 @@ def test_madoguchi_search_answers_the_revision_in_force_at_the_city_hall(
 ):
     settings, question, old_answer = scheduled
     result = subprocess.run(
-        under_faketime(moment, sys.executable, "-m", "assistant.cli", "search", question),
+        under_faketime(
+            moment, sys.executable, "-m", "assistant.operations.cli", "search", question
+        ),
         env=faked(moment, settings),
         capture_output=True,
         text=True,

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from api.residents import SessionIds
-from assistant.engine import Engine
+from assistant.retrieval.engine import Engine
 from knowledge.store import audit_log, get_entry, open_db
 from knowledge.tickets import open_ticket
-from tests.conftest import bearer
+from tests.conftest import editor, staff
 
 QUESTION = "粗大ごみを出したい"
 ENTRY = "sodai-gomi"
@@ -22,14 +22,6 @@ ENTRY = "sodai-gomi"
 def client(starter_settings):
     with TestClient(create_app(starter_settings)) as client:
         yield client
-
-
-def editor(client: TestClient, name: str = "suzuki") -> dict[str, str]:
-    return bearer(client.app.state.settings, name, "editor")
-
-
-def staff(client: TestClient, name: str = "sato") -> dict[str, str]:
-    return bearer(client.app.state.settings, name, "staff")
 
 
 def content(client: TestClient, entry_id: str) -> dict:

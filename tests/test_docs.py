@@ -8,8 +8,8 @@ import yaml
 from fastapi.routing import iter_route_contexts
 
 from api.main import create_app
-from assistant.cli import build_parser
-from assistant.config import PROJECT_ROOT
+from assistant.operations.cli import build_parser
+from assistant.operations.config import PROJECT_ROOT
 
 REFERENCE = (PROJECT_ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
@@ -74,10 +74,10 @@ def test_every_domain_action_has_a_class():
 
     from rasa_sdk import Action
 
-    import assistant.actions.answer
-    import assistant.actions.feedback
-    import assistant.actions.handoff
-    import assistant.actions.smalltalk  # noqa: F401
+    import assistant.conversation.actions.answer
+    import assistant.conversation.actions.feedback
+    import assistant.conversation.actions.handoff
+    import assistant.conversation.actions.smalltalk  # noqa: F401
 
     def subclasses(cls):
         for sub in cls.__subclasses__():

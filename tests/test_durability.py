@@ -20,7 +20,7 @@ import time
 
 import httpx
 
-from assistant.config import PROJECT_ROOT
+from assistant.operations.config import PROJECT_ROOT
 from knowledge.store import open_db
 from tests.conftest import bearer, free_ports
 

@@ -317,7 +317,7 @@ def test_no_conversation_id_is_in_any_log(stack):
     for name, content in text.items():
         assert session not in content, f"the conversation id is in {name}"
     # The actions name the conversation by a keyed hash, the same in every line.
-    from assistant.keys import conversation_ref, load_secret
+    from assistant.operations.keys import conversation_ref, load_secret
 
     ref = conversation_ref(load_secret(settings.secret_path), session)
     assert text["actions.log"].count(ref) >= 2
@@ -326,7 +326,7 @@ def test_no_conversation_id_is_in_any_log(stack):
 def test_the_rasa_channel_answers_only_the_api(stack):
     """Rasa's REST channel needs the internal token and JSON, like the action server."""
     settings, _ = stack
-    from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
+    from assistant.operations.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
 
     url = f"{settings.rasa_url}/webhooks/rest/webhook"
     forged = {"sender": "forged-sender-0002", "message": "人と話したい"}

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assistant.launcher import Stack
+from assistant.operations.launcher import Stack
 from tests.conftest import running_stack, stack_home
 from tests.test_e2e import say
 
@@ -225,7 +225,7 @@ def test_ctrl_c_on_madoguchi_serve_leaves_no_process(tmp_path):
     output = tmp_path / "serve.out"
     with output.open("wb") as out:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "assistant.cli", "serve"],
+            [sys.executable, "-m", "assistant.operations.cli", "serve"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -7,13 +7,9 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from knowledge.store import get_entry, open_db
-from tests.conftest import bearer
+from tests.conftest import bearer, editor
 
 PREMIUM = "kokuho-premium-calculation"
-
-
-def editor(client: TestClient, name: str) -> dict[str, str]:
-    return bearer(client.app.state.settings, name, "editor")
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import subprocess
 import httpx
 import pytest
 
-from assistant.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
-from assistant.launcher import Stack
+from assistant.operations.keys import INTERNAL_TOKEN_HEADER, internal_token, load_secret
+from assistant.operations.launcher import Stack
 from knowledge.store import open_db
 from tests.conftest import free_ports, make_settings
 
@@ -152,7 +152,7 @@ def test_the_internal_address_is_a_setting(tmp_path):
     assert settings.action_url.startswith("http://127.0.0.1:")
     settings = make_settings(tmp_path, MADOGUCHI_BIND_INTERNAL="192.0.2.2")
     assert settings.rasa_url.startswith("http://192.0.2.2:")
-    from assistant.config import ConfigError
+    from assistant.operations.config import ConfigError
 
     with pytest.raises(ConfigError, match="MADOGUCHI_BIND_INTERNAL"):
         make_settings(tmp_path, MADOGUCHI_BIND_INTERNAL="localhost:80")

@@ -16,8 +16,8 @@ from knowledge.privacy import clean_page, luhn_valid, mask_found, mask_personal_
 from knowledge.store import audit_log, open_db
 from knowledge.tickets import open_ticket, record_feedback, reply_to_ticket, resolve_ticket
 from tests.conftest import bearer
+from tests.conversation.test_degraded import free_port, settings_for
 from tests.personal_data import KEPT_FORMS, MASKED_FORMS, needles, scan
-from tests.test_degraded import free_port, settings_for
 
 
 def test_the_table_has_every_form_the_security_test_found():
@@ -49,7 +49,7 @@ def test_several_numbers_in_one_message_are_each_masked():
 
 
 def test_a_log_conversation_reference_is_never_taken_for_a_personal_number():
-    from assistant.keys import conversation_ref
+    from assistant.operations.keys import conversation_ref
 
     # Hex references held twelve digits in a row now and then (「5c［個人番号］f1」 in a log).
     refs = {conversation_ref(b"k" * 32, f"conversation-{n}") for n in range(2000)}

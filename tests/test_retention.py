@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from assistant import cli
-from assistant.retention import DAY_S, RETRY_S, DailyPurge
+from assistant.operations import cli
+from assistant.operations.retention import DAY_S, RETRY_S, DailyPurge
 from knowledge.retention import purge
 from knowledge.store import audit_log, open_db
 from knowledge.tickets import open_ticket, record_feedback, reply_to_ticket, resolve_ticket

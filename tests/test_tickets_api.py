@@ -9,15 +9,11 @@ from api.main import create_app
 from api.residents import SessionIds
 from knowledge.store import open_db
 from knowledge.tickets import RESOLVED_NOTICE, open_ticket
-from tests.conftest import bearer
+from tests.conftest import staff
 
 # The server's secret for this test's home: the conversation id is one it issued.
 SECRET = b"tickets-api-test-secret-32-bytes"
 SESSION = SessionIds(SECRET).issue()
-
-
-def staff(client: TestClient, name: str) -> dict[str, str]:
-    return bearer(client.app.state.settings, name, "staff")
 
 
 @pytest.fixture

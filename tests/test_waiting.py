@@ -1,5 +1,5 @@
 """The wait a handed-off resident is told: from the queue and the staff at a console,
-and the handoff message built from it (assistant.dialogue.handoff_reply)."""
+and the handoff message built from it (assistant.conversation.dialogue.handoff_reply)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from assistant.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, handoff_reply
+from assistant.conversation.dialogue import HANDOFF_KEPT, HANDOFF_REASONS, handoff_reply
 from knowledge.accounts import add_user, log_in
 from knowledge.city import CityProfile
 from knowledge.store import open_db, write_transaction

@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from assistant.engine import Engine
+from assistant.retrieval.engine import Engine
 from knowledge.model import InvalidEntry, WorkflowError
 from knowledge.store import audit_log, get_entry, knowledge_revision, open_db, revisions_of
 from knowledge.workflow import Policy, approve, archive, rollback, save_draft, submit_for_review

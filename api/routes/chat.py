@@ -1,10 +1,10 @@
 """Resident chat: each message goes through the Rasa server, which calls our actions.
 
 If Rasa is down or slow (no reply within ``MADOGUCHI_RASA_TIMEOUT``), the message is
-answered from the engine directly (``api.degraded``), with the same entry and text, and
-Rasa is left alone for a cool-down before it is tried again. If Rasa is up but the
-action behind the reply failed (it answered nothing), the resident gets an apology and
-the conversation goes to a person. A resident is never left without a reply.
+answered from the engine directly (``assistant.conversation.degraded``), with the same
+entry and text, and Rasa is left alone for a cool-down before it is tried again. If Rasa
+is up but the action behind the reply failed (it answered nothing), the resident gets an
+apology and the conversation goes to a person. A resident is never left without a reply.
 
 While the session has an open handoff ticket the assistant is silent: the message is
 added to the ticket for the staff member and not sent to Rasa. What staff send arrives
@@ -30,7 +30,6 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import client_address
-from api.degraded import DegradedChat
 from api.deps import AppSettings, City, KnowledgeDb, KnowledgeEngine, RasaClient
 from api.residents import AnswerCounts, RateLimiter
 from api.schemas import (
@@ -44,9 +43,11 @@ from api.schemas import (
     ChatTopic,
     ChatWelcomePublic,
 )
-from assistant import dialogue, handoffs, logs, replies
-from assistant.engine import Engine
-from assistant.keys import INTERNAL_TOKEN_HEADER
+from assistant.conversation import dialogue, handoffs, replies
+from assistant.conversation.degraded import DegradedChat
+from assistant.operations import logs
+from assistant.operations.keys import INTERNAL_TOKEN_HEADER
+from assistant.retrieval.engine import Engine
 from knowledge.model import EntryNotFound
 from knowledge.privacy import clean_page, mask_personal_data
 from knowledge.tickets import append_turn, find_open_ticket, messages_for
@@ -73,7 +74,7 @@ def _chat_reply(reply: dialogue.Reply) -> ChatReply:
 def _replies_from_rasa(
     messages: list[dict],
 ) -> tuple[list[ChatReply], dialogue.ReplyDecision, int | None]:
-    """Rasa's REST output: our actions' replies (``assistant.replies``, text carried
+    """Rasa's REST output: our actions' replies (``assistant.conversation.replies``, text carried
     whole) and plain responses; the turn's decision and the ticket it opened, if any."""
     shown: list[ChatReply] = []
     decision: dialogue.ReplyDecision | None = None

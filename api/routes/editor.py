@@ -25,7 +25,7 @@ from api.schemas import (
     RevisionPublic,
     RollbackRequest,
 )
-from assistant.engine import Decision, Engine
+from assistant.retrieval.engine import Decision, Engine
 from knowledge import workflow
 from knowledge.actors import actor_names
 from knowledge.line_diff import line_diff

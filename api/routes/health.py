@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import MaybeStaff, client_address
 from api.deps import AppSettings, KnowledgeDb, RasaClient
 from api.schemas import HealthPublic
-from assistant.supervisor import read_state
+from assistant.operations.supervisor import read_state
 from knowledge.store import knowledge_revision
 
 router = APIRouter(tags=["health"])

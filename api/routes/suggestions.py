@@ -1,6 +1,6 @@
 """Editors: the suggestions queue (``knowledge.suggestions``). Wordings residents used
 for questions an entry answered, by entry, with their evidence and any conflict
-(``assistant.learning``); accept them into a new draft revision (reviewed and published
+(``assistant.retrieval.learning``); accept them into a new draft revision (reviewed and published
 as every change is), or reject them for good.
 """
 
@@ -23,7 +23,7 @@ from api.schemas import (
     SuggestionsRejected,
     SuggestionWording,
 )
-from assistant.learning import conflict_of, conflicts
+from assistant.retrieval.learning import conflict_of, conflicts
 from knowledge import suggestions
 from knowledge.suggestions import SuggestionConflict
 

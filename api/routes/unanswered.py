@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import require_editor
 from api.deps import KnowledgeDb, KnowledgeEngine
 from api.schemas import CandidateBrief, UnansweredGroup, UnansweredItem, UnansweredPublic
-from assistant.engine import Engine
+from assistant.retrieval.engine import Engine
 from knowledge.unanswered import Question, group_questions, unanswered_questions
 
 router = APIRouter(prefix="/api", tags=["editor"], dependencies=[Depends(require_editor)])

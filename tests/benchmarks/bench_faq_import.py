@@ -7,7 +7,7 @@ Run by hand (not part of the test suite):
 
     .venv/bin/python tests/benchmarks/bench_faq_import.py --entries 1800 --queries 750
 
-Entries are made from the FAQ dev set's own sentences (assistant/eval/faq), shuffled, so
+Entries are made from the FAQ dev set's own sentences (assistant/retrieval/eval/faq), shuffled, so
 their lengths and words look like a city's list; the questions are the two dev sets'
 questions, repeated to the count asked. The encoder directory is linked into a new
 temporary folder, so its vector cache starts empty. Each command is a separate process,
@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAQ = PROJECT_ROOT / "assistant" / "eval" / "faq"
-STARTER_QUERIES = PROJECT_ROOT / "assistant" / "eval" / "dev_queries.jsonl"
+FAQ = PROJECT_ROOT / "assistant" / "retrieval" / "eval" / "faq"
+STARTER_QUERIES = PROJECT_ROOT / "assistant" / "retrieval" / "eval" / "dev_queries.jsonl"
 
 
 def faq_entries(count: int, seed: int) -> list[dict]:

@@ -30,8 +30,8 @@ import faiss  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
-from assistant.config import PROJECT_ROOT, Settings  # noqa: E402
-from assistant.engine import Engine  # noqa: E402
+from assistant.operations.config import PROJECT_ROOT, Settings  # noqa: E402
+from assistant.retrieval.engine import Engine  # noqa: E402
 from knowledge.io import import_entries  # noqa: E402
 from knowledge.store import open_db  # noqa: E402
 

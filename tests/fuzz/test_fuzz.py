@@ -34,7 +34,7 @@ from starlette.routing import Mount
 
 from api.auth import COOKIE, SAFE_METHODS, authenticated
 from api.main import create_app
-from assistant.config import Settings
+from assistant.operations.config import Settings
 from knowledge import accounts
 from knowledge.io import import_entries
 from knowledge.model import SCHEMA_FIELDS, entry_from_mapping
@@ -1299,7 +1299,7 @@ def unused_port() -> int:
 def template_home(tmp_path_factory) -> Path:
     """One starter home with its index built; each test works on a copy (building the
     index costs seconds, copying it milliseconds)."""
-    from assistant.engine import Engine
+    from assistant.retrieval.engine import Engine
 
     settings = make_settings(tmp_path_factory.mktemp("fuzz") / "home")
     db = open_db(settings.database_path)
@@ -1616,7 +1616,7 @@ def _cli_other_inputs(rng: random.Random) -> list[list[str]]:
 
 
 def run_cli(capsys, args: list[str]) -> tuple[object, str, str]:
-    from assistant import cli
+    from assistant.operations import cli
 
     try:
         code: object = cli.main(args)
@@ -1651,7 +1651,7 @@ def cli_problem(code: object, out: str, err: str) -> str | None:
 def cli_home(starter_home, monkeypatch):
     """The CLI over a starter home, its engine loaded once: ``search`` loads one per run
     otherwise, and the CLI's handling of its input is what is tested here."""
-    from assistant.engine import Engine
+    from assistant.retrieval.engine import Engine
 
     load, loaded = Engine.load, []
 

@@ -7,7 +7,7 @@ from rasa.nlu.constants import TOKENS_NAMES
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from assistant.rasa_tokenizer import SudachiTokenizer
+from assistant.conversation.rasa_tokenizer import SudachiTokenizer
 
 
 @pytest.fixture

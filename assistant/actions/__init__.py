@@ -1,6 +1,0 @@
-"""Rasa custom actions, one module per feature. Served by ``python -m rasa_sdk
---actions assistant.actions`` in the main environment (where the engine lives)."""
-
-from assistant import logs
-
-logs.configure_from_env("actions")

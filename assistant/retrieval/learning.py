@@ -1,0 +1,75 @@
+"""Whether accepting a suggested wording would upset another entry (issue 19).
+
+A wording is a conflict when (a) it is already another entry's phrasing (the rule
+``knowledge.workflow.phrasing_problems`` that every save applies), or (b) with it added
+to its entry, the engine's preview (``Engine.preview``, what an editor's preview runs)
+answers some other entry's phrasing differently: the other entry no longer answers its
+own phrasing, or this entry now does. The phrasings checked are those of the entries the
+engine ranks at the top for the wording itself: those are the ones it could take over.
+
+Editors see conflicts in the suggestions queue; accepting one needs an explicit force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlite_utils
+
+from assistant.retrieval.engine import Decision, Engine
+from knowledge.model import EntryNotFound
+from knowledge.store import get_entry, latest_revision
+from knowledge.suggestions import (
+    CHANGES_ANSWER,
+    SAME_AS_PHRASING,
+    SuggestionConflict,
+    SuggestionGroup,
+)
+from knowledge.workflow import live_others, phrasing_problems
+
+# The entries whose phrasings a wording could take over: those it ranks as the choices.
+TOP_CANDIDATES = 3
+
+
+def _answering(decision: Decision) -> str | None:
+    return decision.candidates[0].entry_id if decision.kind == "answer" else None
+
+
+def conflict_of(
+    db: sqlite_utils.Database, engine: Engine, entry_id: str, wording: str
+) -> SuggestionConflict | None:
+    """The first conflict of adding ``wording`` (as stored: masked) to ``entry_id``'s
+    phrasings, or None."""
+    latest = latest_revision(db, entry_id)
+    if latest is None:
+        raise EntryNotFound(entry_id)
+    alone = dataclasses.replace(latest, questions=(wording,))
+    for problem in phrasing_problems([alone], live_others(db, {entry_id})):
+        return SuggestionConflict(
+            SAME_AS_PHRASING,
+            wording=wording,
+            entry_id=problem.params["other_entry"],
+            question=problem.params["other_question"],
+        )
+    today = engine.city.today()
+    ranked = engine.search(wording, as_of=today).candidates[:TOP_CANDIDATES]
+    others = list(dict.fromkeys(c.entry_id for c in ranked if c.entry_id != entry_id))
+    asked = [(other, q) for other in others for q in get_entry(db, other, today).questions]
+    if not asked:
+        return None
+    draft = dataclasses.replace(latest, questions=(*latest.questions, wording))
+    now, after = engine.preview([q for _, q in asked], draft, as_of=today)
+    for (other, question), before, later in zip(asked, now, after, strict=True):
+        was, becomes = _answering(before), _answering(later)
+        if was != becomes and (was == other or becomes == entry_id):
+            return SuggestionConflict(
+                CHANGES_ANSWER, wording=wording, entry_id=other, question=question
+            )
+    return None
+
+
+def conflicts(
+    db: sqlite_utils.Database, engine: Engine, group: SuggestionGroup
+) -> dict[int, SuggestionConflict | None]:
+    """Each wording's conflict (by its shown suggestion's id), or None."""
+    return {w.id: conflict_of(db, engine, group.entry_id, w.text) for w in group.wordings}
