@@ -1231,7 +1231,9 @@
           area.focus();
           return;
         }
-        accept(group, [{ id: w.id, text: text === w.text ? null : text }], w.conflict, message);
+        // Edited, it is checked afresh by the server (a conflict then is asked about).
+        const same = text === w.text;
+        accept(group, [{ id: w.id, text: same ? null : text }], same ? w.conflict : null, message);
       });
       return form;
     }
