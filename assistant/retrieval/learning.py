@@ -13,12 +13,13 @@ Editors see conflicts in the suggestions queue; accepting one needs an explicit 
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import sqlite_utils
 
 from assistant.retrieval.engine import Decision, Engine
-from knowledge.model import EntryNotFound
-from knowledge.store import get_entry, latest_revision
+from knowledge.model import Entry, EntryNotFound
+from knowledge.store import knowledge_revision, latest_revision
 from knowledge.suggestions import (
     CHANGES_ANSWER,
     SAME_AS_PHRASING,
@@ -51,21 +52,46 @@ def conflict_of(
             entry_id=problem.params["other_entry"],
             question=problem.params["other_question"],
         )
-    today = engine.city.today()
-    ranked = engine.search(wording, as_of=today).candidates[:TOP_CANDIDATES]
-    others = list(dict.fromkeys(c.entry_id for c in ranked if c.entry_id != entry_id))
-    asked = [(other, q) for other in others for q in get_entry(db, other, today).questions]
-    if not asked:
-        return None
     draft = dataclasses.replace(latest, questions=(*latest.questions, wording))
-    now, after = engine.preview([q for _, q in asked], draft, as_of=today)
-    for (other, question), before, later in zip(asked, now, after, strict=True):
-        was, becomes = _answering(before), _answering(later)
-        if was != becomes and (was == other or becomes == entry_id):
-            return SuggestionConflict(
-                CHANGES_ANSWER, wording=wording, entry_id=other, question=question
-            )
-    return None
+    taken = _changed_answer(engine, knowledge_revision(db), draft, wording)
+    if taken is None:
+        return None
+    return SuggestionConflict(CHANGES_ANSWER, wording=wording, entry_id=taken[0], question=taken[1])
+
+
+# What the preview found, per engine, for (knowledge revision, draft, wording): the same
+# question gets the same answer until something is published or the entry changes, and a
+# queue of open wordings is listed again after every accept (each preview ~0.15 s).
+_PREVIEWED: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
+_PREVIEWS_KEPT = 4096
+
+
+def _changed_answer(
+    engine: Engine, knowledge: int, draft: Entry, wording: str
+) -> tuple[str, str] | None:
+    """(other entry, its phrasing) whose answer ``draft`` published would change."""
+    today = engine.city.today()
+    key = (knowledge, today, draft, wording)
+    kept = _PREVIEWED.setdefault(engine, {})
+    if key in kept:
+        return kept[key]
+    ranked = engine.search(wording, as_of=today).candidates[:TOP_CANDIDATES]
+    others = [c for c in ranked if c.entry_id != draft.id]
+    asked = [
+        (c.entry_id, q) for c in others for q in engine.entry(c.entry_id, c.revision).questions
+    ]
+    found = None
+    if asked:
+        now, after = engine.preview([q for _, q in asked], draft, as_of=today)
+        for (other, question), before, later in zip(asked, now, after, strict=True):
+            was, becomes = _answering(before), _answering(later)
+            if was != becomes and (was == other or becomes == draft.id):
+                found = (other, question)
+                break
+    if len(kept) >= _PREVIEWS_KEPT:
+        kept.clear()
+    kept[key] = found
+    return found
 
 
 def conflicts(
