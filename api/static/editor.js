@@ -1111,16 +1111,6 @@
       navCount.textContent = counts && counts.open ? "（" + counts.open + "）" : "";
     }
 
-    // Only the number in the menu (the editor starts on another view).
-    async function count() {
-      try {
-        const data = await M.api("GET", "/api/suggestions?status=open");
-        showCount(data.counts);
-      } catch (error) {
-        // The view itself reports errors when it is opened.
-      }
-    }
-
     async function load() {
       const mine = ++token;
       list.setAttribute("aria-busy", "true");
@@ -1338,7 +1328,10 @@
       });
     }
 
-    return { load, count };
+    // The menu shows the open count once the view has loaded: listing open wordings
+    // previews each one's conflicts (seconds on a long queue), too much for every
+    // page load.
+    return { load };
   }
 
   // ---------------------------------------------------------------- start
@@ -1387,7 +1380,6 @@
     // The filters and the form's suggestions need the categories even if the editor
     // starts on another view.
     if (current.view !== "list") loadList();
-    if (current.view !== "suggestions") suggestions.count();
   }
 
   start();
