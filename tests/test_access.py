@@ -78,6 +78,9 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/entries/{entry_id}/rollback"): "editor",
     ("POST", "/api/preview"): "editor",
     ("GET", "/api/unanswered"): "editor",
+    ("GET", "/api/suggestions"): "editor",
+    ("POST", "/api/suggestions/accept"): "editor",
+    ("POST", "/api/suggestions/reject"): "editor",
     # Administrators
     ("GET", "/api/users"): "admin",
     ("GET", "/api/audit"): "admin",
@@ -107,6 +110,8 @@ VALID_BODIES: dict[tuple[str, str], dict] = {
     ("POST", "/api/entries/{entry_id}/archive"): {"reason": "見直し中"},
     ("POST", "/api/entries/{entry_id}/rollback"): {"to_revision": 1},
     ("POST", "/api/preview"): {"questions": ["粗大ごみを出したい"]},
+    ("POST", "/api/suggestions/accept"): {"entry_id": "sodai-gomi", "items": [{"id": 1}]},
+    ("POST", "/api/suggestions/reject"): {"ids": [1], "reason": "別の件"},
 }
 
 AUTH_CALLS = {
