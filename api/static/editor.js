@@ -1,7 +1,8 @@
-// Editor console: the entry list, editing one entry (form, preview, history, workflow)
-// and the queue of questions residents asked that were not answered.
-// Views are chosen by the URL hash (#list, #entry=ID, #new, #unanswered) so the back
-// button and links work. Data is only ever inserted as text (Madoguchi.el, textContent);
+// Editor console: the entry list, editing one entry (form, preview, history, workflow),
+// the queue of questions residents asked that were not answered, and the wordings
+// suggested from resolved handoffs (a view factory, createSuggestions, as in staff.js).
+// Views are chosen by the URL hash (#list, #entry=ID, #new, #unanswered, #suggestions)
+// so the back button and links work. Data is only ever inserted as text (Madoguchi.el, textContent);
 // answer texts go through Madoguchi.markdown.
 (function () {
   "use strict";
@@ -56,6 +57,9 @@
     archive: "公開停止",
     import: "取り込み",
     propose: "職員からの提案",
+    accept_suggestions: "言い回しの候補を採用",
+    "suggestion.accept": "言い回しの候補を採用",
+    "suggestion.reject": "言い回しの候補を不採用",
   };
   const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,79}$/;
   const MAX_ANSWER = 10000;
@@ -151,8 +155,16 @@
 
   // ---------------------------------------------------------------- routing
 
-  const views = { list: $("view-list"), entry: $("view-entry"), unanswered: $("view-unanswered") };
+  const views = {
+    list: $("view-list"),
+    entry: $("view-entry"),
+    unanswered: $("view-unanswered"),
+    suggestions: $("view-suggestions"),
+  };
   let current = null; // the route shown: {view, id?}
+  // The views made by factories (createUnanswered, createSuggestions), made at start.
+  let unanswered = null;
+  let suggestions = null;
 
   function parseHash() {
     const hash = location.hash.slice(1);
@@ -166,6 +178,7 @@
     }
     if (hash === "new") return { view: "entry", id: null };
     if (hash === "unanswered") return { view: "unanswered" };
+    if (hash === "suggestions") return { view: "suggestions" };
     return { view: "list" };
   }
 
@@ -184,7 +197,10 @@
       loadList();
     } else if (next.view === "unanswered") {
       document.title = "未回答の質問 - ナレッジ編集";
-      loadUnanswered();
+      unanswered.load();
+    } else if (next.view === "suggestions") {
+      document.title = "言い回しの候補 - ナレッジ編集";
+      suggestions.load();
     } else if (next.id === null) {
       openNew();
     } else {
@@ -979,59 +995,69 @@
 
   // ---------------------------------------------------------------- 3. unanswered
 
-  let unansweredToken = 0;
-
-  async function loadUnanswered() {
-    const days = $("unanswered-days").value;
-    const token = ++unansweredToken;
+  // The 「未回答の質問」 view: what residents asked that was not answered, grouped;
+  // hooks.draft(group) starts a new entry from a group.
+  function createUnanswered(hooks) {
     const list = $("unanswered-groups");
-    list.setAttribute("aria-busy", "true");
-    say($("unanswered-status"), "読み込み中…");
-    try {
-      const data = await M.api("GET", "/api/unanswered?days=" + encodeURIComponent(days));
-      if (token !== unansweredToken) return;
-      list.replaceChildren(...data.groups.map(renderGroup));
-      say($("unanswered-status"), data.groups.length
-        ? "過去" + data.days + "日に回答できなかった質問を、" + data.groups.length + "グループにまとめました。"
-        : "過去" + data.days + "日に、回答できなかった質問はありません。");
-    } catch (error) {
-      if (token === unansweredToken) say($("unanswered-status"), errorText(error), true);
-    } finally {
-      if (token === unansweredToken) list.removeAttribute("aria-busy");
+    const status = $("unanswered-status");
+    const days = $("unanswered-days");
+    let loads = 0; // number of the latest load: only its answer is shown
+
+    async function load() {
+      const token = ++loads;
+      list.setAttribute("aria-busy", "true");
+      say(status, "読み込み中…");
+      try {
+        const data = await M.api("GET", "/api/unanswered?days=" + encodeURIComponent(days.value));
+        if (token !== loads) return;
+        list.replaceChildren(...data.groups.map(renderGroup));
+        say(status, data.groups.length
+          ? "過去" + data.days + "日に回答できなかった質問を、" + data.groups.length + "グループにまとめました。"
+          : "過去" + data.days + "日に、回答できなかった質問はありません。");
+      } catch (error) {
+        if (token === loads) say(status, errorText(error), true);
+      } finally {
+        if (token === loads) list.removeAttribute("aria-busy");
+      }
     }
+
+    function kindSummary(items) {
+      const counts = new Map();
+      for (const item of items) counts.set(item.kind, (counts.get(item.kind) || 0) + 1);
+      return [...counts].map(([kind, n]) => (KIND_LABELS[kind] || kind) + " " + n + "件").join("、");
+    }
+
+    let groupCount = 0;
+
+    function renderGroup(group) {
+      const headingId = "group-" + ++groupCount;
+      const items = group.items || [];
+      return el("li", { className: "group" },
+        el("h3", { id: headingId }, group.representative),
+        el("p", { className: "meta" },
+          el("span", { className: "size" }, group.size + "件"), "　", kindSummary(items)),
+        group.suggestion
+          ? el("p", {}, "近いエントリ：",
+            el("a", { href: entryHash(group.suggestion.entry_id) }, group.suggestion.title))
+          : el("p", { className: "hint" }, "近いエントリはありません。"),
+        el("details", {},
+          el("summary", {}, "質問の一覧（" + items.length + "件）"),
+          el("ul", { className: "items" }, items.map((item) =>
+            el("li", {},
+              el("span", { className: "item-text" }, item.text),
+              el("span", { className: "item-meta" },
+                [KIND_LABELS[item.kind] || item.kind, M.when(item.at),
+                  item.ticket_id ? "受付番号 " + item.ticket_id : ""].filter(Boolean).join("・")))))),
+        el("button", { type: "button", className: "new-draft secondary", "aria-describedby": headingId,
+          onclick: () => hooks.draft(group) }, "この質問から下書きを作成"));
+    }
+
+    days.addEventListener("change", load);
+    return { load };
   }
 
-  function kindSummary(items) {
-    const counts = new Map();
-    for (const item of items) counts.set(item.kind, (counts.get(item.kind) || 0) + 1);
-    return [...counts].map(([kind, n]) => (KIND_LABELS[kind] || kind) + " " + n + "件").join("、");
-  }
-
-  let groupCount = 0;
-
-  function renderGroup(group) {
-    const headingId = "group-" + ++groupCount;
-    const items = group.items || [];
-    return el("li", { className: "group" },
-      el("h3", { id: headingId }, group.representative),
-      el("p", { className: "meta" },
-        el("span", { className: "size" }, group.size + "件"), "　", kindSummary(items)),
-      group.suggestion
-        ? el("p", {}, "近いエントリ：",
-          el("a", { href: entryHash(group.suggestion.entry_id) }, group.suggestion.title))
-        : el("p", { className: "hint" }, "近いエントリはありません。"),
-      el("details", {},
-        el("summary", {}, "質問の一覧（" + items.length + "件）"),
-        el("ul", { className: "items" }, items.map((item) =>
-          el("li", {},
-            el("span", { className: "item-text" }, item.text),
-            el("span", { className: "item-meta" },
-              [KIND_LABELS[item.kind] || item.kind, M.when(item.at),
-                item.ticket_id ? "受付番号 " + item.ticket_id : ""].filter(Boolean).join("・")))))),
-      el("button", { type: "button", className: "new-draft secondary", "aria-describedby": headingId,
-        onclick: () => draftFromGroup(group) }, "この質問から下書きを作成"));
-  }
-
+  // A new entry started from an unanswered group (kept unless the editor agrees to
+  // replace a new entry not yet saved).
   async function draftFromGroup(group) {
     if (unsaved.has("")) {
       const ok = await confirmDialog(
@@ -1051,6 +1077,261 @@
       .slice(0, 40).join("");
     prefill = normalize({ title, questions: texts.length ? texts : [title] });
     location.hash = "#new";
+  }
+
+  // ---------------------------------------------------------------- 4. suggestions
+
+  // Where a suggested wording came from: staff who resolved a handoff with this entry
+  // (strong evidence), a resident who chose it and said it helped (weaker: shown as
+  // such), and residents who said its answer did not help.
+  const SOURCE_LABELS = {
+    staff: "職員が対応",
+    resident: "利用者が選択（参考）",
+    against: "解決しなかった",
+  };
+  // A wording that is another entry's phrasing can never be added as it is (a phrasing
+  // belongs to one entry): edit it or reject it. One that would change which entry
+  // answers another's phrasing may be accepted after a second, explicit confirmation.
+  const SAME_AS_PHRASING = "suggestion.same_as_phrasing";
+  const CHANGES_ANSWER = "suggestion.changes_answer";
+
+  // The 「言い回しの候補」 view: open suggestions by entry; accept (optionally edited),
+  // reject, or accept an entry's wordings together. Accepting makes a draft revision,
+  // which then goes through review as every change does.
+  function createSuggestions() {
+    const list = $("suggestions-entries");
+    const status = $("suggestions-status");
+    const result = $("suggestions-result");
+    const navCount = $("suggestions-count");
+    let token = 0;
+    let busy = false;
+    let wordingCount = 0;
+
+    function showCount(counts) {
+      navCount.textContent = counts && counts.open ? "（" + counts.open + "）" : "";
+    }
+
+    async function load() {
+      const mine = ++token;
+      list.setAttribute("aria-busy", "true");
+      say(status, "読み込み中…");
+      try {
+        const data = await M.api("GET", "/api/suggestions?status=open");
+        if (mine !== token) return;
+        showCount(data.counts);
+        list.replaceChildren(...data.data.map(entryItem));
+        say(status, summary(data));
+      } catch (error) {
+        if (mine === token) say(status, errorText(error), true);
+      } finally {
+        if (mine === token) list.removeAttribute("aria-busy");
+      }
+    }
+
+    function summary(data) {
+      const counts = data.counts || {};
+      const wordings = data.data.reduce((n, group) => n + group.wordings.length, 0);
+      const done = "これまでに採用 " + (counts.accepted || 0) + "件・不採用 " + (counts.rejected || 0) + "件。";
+      if (!data.data.length) return "未処理の言い回しの候補はありません。" + done;
+      return data.data.length + "項目に、未処理の言い回しの候補が" + wordings + "件あります。" + done;
+    }
+
+    function sourceBadges(w) {
+      const counts = [["staff", (w.sources || {}).staff], ["resident", (w.sources || {}).resident],
+        ["against", w.against]];
+      return counts.filter(([, n]) => n > 0).map(([kind, n]) =>
+        el("span", { className: "source " + kind }, SOURCE_LABELS[kind] + " " + n + "件"));
+    }
+
+    function entryItem(group) {
+      const headingId = "suggest-" + group.entry_id;
+      const wordings = group.wordings || [];
+      const total = (kind) => wordings.reduce((n, w) => n + (((w.sources || {})[kind]) || 0), 0);
+      const clear = wordings.filter((w) => !w.conflict);
+      const message = el("p", { className: "group-status", role: "status" });
+      // Several wordings without a conflict: all of them in one draft.
+      const bulk = clear.length < 2 ? null : el("button", { type: "button", className: "bulk-accept",
+        "aria-describedby": headingId,
+        onclick: () => bulkAccept(group, clear, wordings.length - clear.length, message) },
+      (clear.length === wordings.length ? "" : "衝突のない") + clear.length + "件をまとめて採用");
+      return el("li", { className: "suggestion-entry", dataset: { entryId: group.entry_id } },
+        el("h3", { id: headingId },
+          el("a", { href: entryHash(group.entry_id) }, group.title || group.entry_id),
+          el("span", { className: "entry-id" }, group.entry_id)),
+        el("p", { className: "meta" }, "言い回し " + wordings.length + "件（" +
+          SOURCE_LABELS.staff + " " + total("staff") + "件・" + SOURCE_LABELS.resident + " " +
+          total("resident") + "件）"),
+        el("ul", { className: "wordings" }, wordings.map((w) => wordingItem(group, w, message))),
+        bulk && el("div", { className: "actions" }, bulk),
+        message);
+    }
+
+    function wordingItem(group, w, message) {
+      const textId = "wording-" + ++wordingCount;
+      const edit = editForm(group, w, textId, message, () => toggleEdit(edit, editButton));
+      const editButton = el("button", { type: "button", className: "edit secondary",
+        "aria-expanded": "false", "aria-controls": edit.id, "aria-describedby": textId,
+        onclick: () => toggleEdit(edit, editButton) }, "編集して採用");
+      const taken = Boolean(w.conflict && w.conflict.code === SAME_AS_PHRASING);
+      const tickets = (w.tickets || []).map((t) => (t && typeof t === "object" ? t.id : t)).filter(Boolean);
+      return el("li", { className: "wording" + (w.conflict ? " has-conflict" : ""), dataset: { id: String(w.id) } },
+        el("p", { className: "wording-text", id: textId }, w.text),
+        el("p", { className: "sources" }, sourceBadges(w)),
+        el("p", { className: "when" }, [
+          w.first_at && "最初 " + M.when(w.first_at),
+          w.last_at && w.last_at !== w.first_at && "最新 " + M.when(w.last_at),
+          tickets.length && "受付番号 " + tickets.join("、"),
+        ].filter(Boolean).join("・")),
+        w.conflict && conflictNote(w.conflict, taken),
+        el("div", { className: "actions" },
+          taken ? null : el("button", { type: "button", className: "accept", "aria-describedby": textId,
+            onclick: () => accept(group, [{ id: w.id, text: null }], w.conflict, message) },
+          w.conflict ? "衝突を確認して採用" : "採用"),
+          editButton,
+          el("button", { type: "button", className: "reject danger", "aria-describedby": textId,
+            onclick: () => reject(w, message) }, "採用しない")),
+        edit);
+    }
+
+    function conflictNote(conflict, taken) {
+      return el("div", { className: "conflict", role: "note" },
+        el("p", {}, el("strong", {}, "衝突："), conflict.message || "ほかの項目の言い回しと衝突します。"),
+        taken ? el("p", {}, "このままでは採用できません。言い回しを編集して採用するか、採用しないでください。") : null,
+        conflict.entry_id ? el("p", {}, "衝突する項目：",
+          el("a", { href: entryHash(conflict.entry_id) }, conflict.entry_id),
+          conflict.question ? "（「" + conflict.question + "」）" : "") : null);
+    }
+
+    function editForm(group, w, textId, message, cancel) {
+      const id = "edit-" + textId;
+      const area = el("textarea", { id: id + "-text", rows: 2, maxLength: 1000 });
+      area.value = w.text;
+      const form = el("form", { id, className: "edit-wording", hidden: true },
+        el("label", { htmlFor: id + "-text" }, "採用する言い回し"),
+        el("p", { className: "hint" }, "住民の書いた文です。氏名・住所・電話番号などが残っていれば消してください。"),
+        area,
+        el("div", { className: "actions" },
+          el("button", { type: "submit" }, "この言い回しで採用"),
+          el("button", { type: "button", className: "secondary", onclick: cancel }, "やめる")));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const text = area.value.replace(/\s+/g, " ").trim();
+        if (!text) {
+          say(message, "採用する言い回しを入力してください。", true);
+          area.focus();
+          return;
+        }
+        // Edited, it is checked afresh by the server (a conflict then is asked about).
+        const same = text === w.text;
+        accept(group, [{ id: w.id, text: same ? null : text }], same ? w.conflict : null, message);
+      });
+      return form;
+    }
+
+    function toggleEdit(form, button) {
+      form.hidden = !form.hidden;
+      button.setAttribute("aria-expanded", String(!form.hidden));
+      if (form.hidden) button.focus();
+      else form.querySelector("textarea").focus();
+    }
+
+    // One action at a time; its error stays beside the entry, the list reloads after.
+    async function act(message, work) {
+      if (busy) return;
+      busy = true;
+      list.setAttribute("aria-busy", "true");
+      try {
+        await work();
+      } catch (error) {
+        // Decided meanwhile by another editor, or gone: show how things stand now.
+        if (error.status === 409 || error.status === 404) await load();
+        const shown = message.isConnected ? message : result;
+        say(shown, errorText(error), true);
+        if (shown === result) result.focus();
+      } finally {
+        busy = false;
+        list.removeAttribute("aria-busy");
+      }
+    }
+
+    // A conflict the list showed needs a second, explicit confirmation (sent as force);
+    // one the server finds only now (409) is shown and asked about the same way.
+    async function accept(group, items, conflict, message) {
+      let force = false;
+      if (conflict) {
+        force = await confirmConflict(conflict.message);
+        if (!force) return;
+      }
+      await act(message, async () => {
+        let revision;
+        try {
+          revision = await postAccept(group, items, force);
+        } catch (error) {
+          if (error.status !== 409 || force || error.code !== CHANGES_ANSWER) throw error;
+          if (!(await confirmConflict(error.message))) {
+            say(message, error.message, true);
+            return;
+          }
+          revision = await postAccept(group, items, true);
+        }
+        await accepted(group, revision, items.length);
+      });
+    }
+
+    function postAccept(group, items, force) {
+      return M.api("POST", "/api/suggestions/accept", { entry_id: group.entry_id, items, force });
+    }
+
+    function confirmConflict(text) {
+      return confirmDialog(
+        "ほかの項目と衝突する言い回しです",
+        (text || "ほかの項目の言い回しと衝突します。") +
+          " 採用すると、住民への回答が変わることがあります。下書きのプレビューで確かめてから確認を依頼してください。",
+        "衝突を承知で採用",
+      );
+    }
+
+    async function bulkAccept(group, clear, conflicts, message) {
+      await act(message, async () => {
+        const revision = await postAccept(group, clear.map((w) => ({ id: w.id, text: null })), false);
+        await accepted(group, revision, clear.length,
+          conflicts ? "衝突のある" + conflicts + "件は、個別に確かめてください。" : "");
+      });
+    }
+
+    // Says which draft revision was made, with a link into the usual review flow.
+    async function accepted(group, revision, n, more) {
+      await load();
+      result.replaceChildren(
+        "「" + (group.title || group.entry_id) + "」に言い回しを" + n + "件加え、第" + revision.revision +
+          "版の下書きを作りました。内容を確かめて「確認を依頼」してください。別の編集者が承認すると公開されます。" +
+          (more ? " " + more : ""),
+        " ",
+        el("a", { href: entryHash(revision.entry_id), className: "open-draft" },
+          "第" + revision.revision + "版の下書きを開く"));
+      result.focus();
+    }
+
+    async function reject(w, message) {
+      const ok = await confirmDialog(
+        "この言い回しを採用しません",
+        "「" + w.text + "」を不採用として記録します。同じ言い回しは、今後は候補に出ません。",
+        "採用しない",
+      );
+      if (!ok) return;
+      await act(message, async () => {
+        const done = await M.api("POST", "/api/suggestions/reject",
+          { ids: w.ids && w.ids.length ? w.ids : [w.id], reason: "" });
+        await load();
+        say(result, "「" + w.text + "」を不採用にしました（" + done.rejected + "件）。今後は候補に出ません。");
+        result.focus();
+      });
+    }
+
+    // The menu shows the open count once the view has loaded: listing open wordings
+    // previews each one's conflicts (seconds on a long queue), too much for every
+    // page load.
+    return { load };
   }
 
   // ---------------------------------------------------------------- start
@@ -1092,7 +1373,8 @@
     $("views-nav").hidden = false;
     wireList();
     wireEntry();
-    $("unanswered-days").addEventListener("change", loadUnanswered);
+    unanswered = createUnanswered({ draft: draftFromGroup });
+    suggestions = createSuggestions();
     window.addEventListener("hashchange", () => route(true));
     route(false);
     // The filters and the form's suggestions need the categories even if the editor

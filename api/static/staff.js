@@ -26,7 +26,7 @@
     resolved: "対応済みの問い合わせはありません。",
   };
   const FIELD_NAMES = { title: "タイトル", question: "住民の質問", questions: "質問",
-    answer: "回答案", text: "返信", note: "対応メモ" };
+    answer: "回答案", text: "返信", note: "対応メモ", entry_id: "答えた項目" };
   const REFRESH_MS = 10000;
   const SEARCH_DELAY_MS = 250;
 
@@ -430,6 +430,154 @@
     return { refresh, markCurrent, focusTicket, startPolling };
   }
 
+  // ---- which entry answered (part of the resolve form) ---------------------------------
+
+  const SEARCH_OTHER = "search"; // the radio that opens the lookup
+  const NO_ENTRY = "none";
+
+  // The resolve form's 「住民の質問に答えた項目」: one of the ticket's candidates, any
+  // entry found with the staff lookup, or none (the default). The chosen entry gets the
+  // resident's question (as staff edited it) as a suggested wording for the editors.
+  function createAnswered() {
+    const options = $("answered-options");
+    const search = $("answered-search");
+    const q = $("answered-q");
+    const found = $("answered-found");
+    const searchStatus = $("answered-search-status");
+    const wording = $("answered-wording");
+    const question = $("answered-question");
+    let ticketId = null;
+    const titles = new Map(); // entry id → title, of the candidates and the entries found
+    let shownCandidates = null; // JSON of the candidates the radios were built from
+    let latest = 0;
+
+    function radio(name, value, label, extra) {
+      const id = "answered-" + name + "-" + String(value).replace(/[^a-z0-9-]/gi, "_");
+      return el("div", { className: "choice" },
+        el("input", { type: "radio", name: "answered-" + name, id, value }),
+        el("label", { htmlFor: id }, label, extra ? [" ", extra] : []));
+    }
+
+    function checkedValue(name) {
+      const input = document.querySelector("input[name='answered-" + name + "']:checked");
+      return input ? input.value : null;
+    }
+
+    function check(name, value) {
+      for (const input of document.querySelectorAll("input[name='answered-" + name + "']")) {
+        input.checked = input.value === value;
+      }
+    }
+
+    // A different ticket: its candidates, nothing chosen, its question as the wording.
+    function reset(t) {
+      ticketId = String(t.id);
+      shownCandidates = null;
+      fill(t);
+      check("entry", NO_ENTRY);
+      q.value = "";
+      found.replaceChildren();
+      say(searchStatus, "");
+      question.value = String(t.question || "").trim();
+      update();
+    }
+
+    // The same ticket refreshed: the radios are rebuilt only when its candidates
+    // changed, and keep what was chosen.
+    function fill(t) {
+      const candidates = (t.candidates || []).filter((c) => c.entry_id);
+      for (const c of candidates) if (c.title) titles.set(c.entry_id, c.title);
+      const signature = JSON.stringify(candidates.map((c) => [c.entry_id, c.title]));
+      if (signature === shownCandidates) return;
+      shownCandidates = signature;
+      const chosen = checkedValue("entry");
+      options.replaceChildren(
+        ...candidates.map((c) => radio("entry", c.entry_id, c.title || c.entry_id,
+          el("small", {}, "（候補）"))),
+        radio("entry", SEARCH_OTHER, "ほかの項目を検索"),
+        radio("entry", NO_ENTRY, "該当する項目なし"));
+      check("entry", chosen || NO_ENTRY);
+    }
+
+    function show(t) {
+      if (ticketId !== String(t.id)) reset(t);
+      else fill(t);
+    }
+
+    // The chosen entry's id, or null.
+    function chosenEntry() {
+      const value = checkedValue("entry");
+      if (value === SEARCH_OTHER) return checkedValue("found");
+      return value && value !== NO_ENTRY ? value : null;
+    }
+
+    function update() {
+      search.hidden = checkedValue("entry") !== SEARCH_OTHER;
+      wording.hidden = chosenEntry() === null;
+    }
+
+    async function lookup() {
+      const text = q.value.trim();
+      if (!text) {
+        say(searchStatus, "検索する言葉を入力してください。", true);
+        q.focus();
+        return;
+      }
+      const mine = ++latest;
+      found.setAttribute("aria-busy", "true");
+      say(searchStatus, "検索しています…");
+      try {
+        const data = await M.api("GET", "/api/answers?" + new URLSearchParams({ q: text, k: "5" }));
+        if (mine !== latest) return;
+        for (const r of data.results) titles.set(r.entry_id, r.title);
+        found.replaceChildren(...data.results.map((r) => radio("found", r.entry_id, r.title,
+          el("small", {}, r.department || ""))));
+        say(searchStatus, data.results.length
+          ? data.results.length + "件見つかりました。答えた項目を選んでください。"
+          : "該当する項目が見つかりませんでした。");
+        update();
+      } catch (error) {
+        if (mine === latest) say(searchStatus, "検索できませんでした。" + errorText(error), true);
+      } finally {
+        if (mine === latest) found.removeAttribute("aria-busy");
+      }
+    }
+
+    // What the resolve request adds, or a reason it cannot be sent yet (focus moved
+    // to what needs fixing).
+    function body() {
+      const entryId = chosenEntry();
+      if (checkedValue("entry") === SEARCH_OTHER && entryId === null) {
+        (found.querySelector("input") || q).focus();
+        return { problem: "検索して答えた項目を選ぶか、「該当する項目なし」を選んでください。" };
+      }
+      if (entryId === null) return {}; // nothing answered it: no suggestion
+      const text = question.value.trim();
+      if (!text) {
+        question.focus();
+        return { problem: "候補として送る言い回しを入力してください（送らないときは「該当する項目なし」を選んでください）。" };
+      }
+      return { entry_id: entryId, question: text };
+    }
+
+    options.addEventListener("change", update);
+    found.addEventListener("change", update);
+    $("answered-search-run").addEventListener("click", lookup);
+    // Enter in the search box searches; it must not resolve the ticket.
+    q.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.isComposing) {
+        event.preventDefault();
+        lookup();
+      }
+    });
+    // An entry by its title where one was seen (the server sends only its id).
+    function titleOf(entryId) {
+      return titles.get(entryId) || entryId;
+    }
+
+    return { show, reset, body, titleOf };
+  }
+
   // ---- ticket detail --------------------------------------------------------------------
 
   // hooks: changed() after any action, opened(id), closed(id), lookup(title).
@@ -447,6 +595,7 @@
     const replyStatus = $("reply-status");
     const resolveForm = $("resolve-form");
     const resolveNote = $("resolve-note");
+    const answered = createAnswered();
     const propose = $("propose");
     const proposeForm = $("propose-form");
     const proposeResult = $("propose-result");
@@ -480,6 +629,7 @@
       if (current) drafts.set(String(current.id), replyText.value);
       replyText.value = drafts.get(String(t.id)) || "";
       resolveNote.value = "";
+      answered.reset(t);
       for (const region of [error, status, replyStatus, proposeResult]) region.textContent = "";
       closeProposal();
     }
@@ -490,9 +640,10 @@
       current = t;
       heading.textContent = "問い合わせ：" + reasonLabel(t.reason);
       refill(meta, [t.id, t.reason, t.page, t.created_at, t.status, t.claimed_by, t.resolved_by,
-        t.resolved_at, t.note], () => metaRows(t));
+        t.resolved_at, t.note, t.answered_entry], () => metaRows(t));
       refill(transcript, t.transcript || [], () => (t.transcript || []).map(turnItem));
       refill(candidates, t.candidates || [], () => candidateItems(t.candidates || []));
+      answered.show(t);
       const resolved = t.status === "resolved";
       claim.hidden = resolved || t.claimed_by === me.name;
       // A ticket resolved meanwhile (by someone else) takes its forms away; the focus
@@ -527,11 +678,17 @@
         ["開いていたページ", t.page ? externalLink(t.page) : "不明"],
         ["受付日時", M.when(t.created_at)],
         ["状態", state],
+        ["回答した項目", answeredText(t.answered_entry)],
         ["対応メモ", t.note || null],
         ["番号", String(t.id)],
       ];
       return rows.filter(([, value]) => value)
         .map(([term, value]) => el("div", {}, el("dt", {}, term), el("dd", {}, value)));
+    }
+
+    // The entry staff said answered the resident, by its title.
+    function answeredText(entryId) {
+      return entryId ? answered.titleOf(entryId) : null;
     }
 
     // A button the resident pressed arrives as its payload ("/none_of_these", ...);
@@ -665,11 +822,19 @@
 
     resolveForm.addEventListener("submit", (event) => {
       event.preventDefault();
+      const learned = answered.body();
+      if (learned.problem) {
+        error.textContent = learned.problem;
+        return;
+      }
       act(async () => {
-        const result = await M.api("POST", url("resolve"), { note: resolveNote.value.trim() });
+        const result = await M.api("POST", url("resolve"), { note: resolveNote.value.trim(), ...learned });
         await apply(result);
         resolveNote.value = "";
-        say(status, sentText("対応完了にしました", result));
+        const done = learned.entry_id
+          ? "対応完了にしました。言い回しの候補を編集者に送りました"
+          : "対応完了にしました";
+        say(status, sentText(done, result));
         heading.focus(); // the form is hidden now
       });
     });
