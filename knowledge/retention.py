@@ -6,6 +6,9 @@ Deleted once older than the period:
   the time they were resolved, and the staff and system messages sent in them;
 - any other staff message to a resident's chat, by when it was sent;
 - residents' feedback; failed logins (the names typed, the addresses);
+- suggested phrasings (residents' masked wordings, knowledge.suggestions), by when they
+  were suggested, or for a rejected one by when it was rejected: a rejection is
+  remembered for the period, not for ever (its key is the wording itself);
 - Rasa's conversations (``rasa/trackers.db``): every event older than the period.
 
 Open tickets are kept however old they are: a person still owes the resident an answer.
@@ -37,6 +40,7 @@ class PurgeReport:
     chat_messages: int = 0
     feedback: int = 0
     login_failures: int = 0
+    suggestions: int = 0
     tracker_events: int = 0
 
     def summary(self) -> str:
@@ -44,6 +48,7 @@ class PurgeReport:
             f"deleted what is older than {self.days} days (before {self.before}): "
             f"{self.tickets} resolved tickets, {self.chat_messages} staff messages, "
             f"{self.feedback} feedback, {self.login_failures} failed logins, "
+            f"{self.suggestions} suggested phrasings, "
             f"{self.tracker_events} Rasa tracker events"
         )
 
@@ -106,6 +111,12 @@ def purge(
         tickets = _delete(db, old_tickets.replace("SELECT id", "DELETE"), [before])
         feedback = _delete(db, "DELETE FROM feedback WHERE at < ?", [before])
         login_failures = _delete(db, "DELETE FROM login_failures WHERE at < ?", [before])
+        suggestions = _delete(
+            db,
+            "DELETE FROM suggestions WHERE (status = 'rejected' AND "
+            "COALESCE(decided_at, created_at) < ?) OR (status != 'rejected' AND created_at < ?)",
+            [before, before],
+        )
         report = PurgeReport(
             days=days,
             before=before,
@@ -113,6 +124,7 @@ def purge(
             chat_messages=chat_messages,
             feedback=feedback,
             login_failures=login_failures,
+            suggestions=suggestions,
             tracker_events=tracker_events,
         )
         record_audit(

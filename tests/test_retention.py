@@ -111,6 +111,7 @@ def test_madoguchi_purge_deletes_what_is_older_than_the_period(home, monkeypatch
         "chat_messages": 3,  # both old replies and the old resolved notice
         "feedback": 1,
         "login_failures": 1,
+        "suggestions": 0,
         "tracker_events": 3,
     }
 
@@ -178,3 +179,43 @@ def test_serve_purges_at_start_then_daily(home, tmp_path):
     (tmp_path / "file").write_text("not a directory")
     assert broken.tick() is None
     assert broken.next_run == clock[0] + RETRY_S
+
+
+def test_suggested_wordings_are_kept_for_the_period_a_rejection_from_when_it_was_made(
+    starter_settings,
+):
+    from knowledge.suggestions import reject, suggest
+
+    db = open_db(starter_settings.database_path)
+    ids = {
+        text: suggest(db, entry_id="sodai-gomi", text=text, source="resident", actor="resident")
+        for text in (
+            "冷蔵庫を捨てたい",
+            "ソファを処分したい",
+            "タンスを捨てる方法",
+            "自転車を捨てたい",
+        )
+    }
+    reject(db, [ids["タンスを捨てる方法"], ids["自転車を捨てたい"]], actor="suzuki")
+    ages = {  # (suggested, rejected)
+        "冷蔵庫を捨てたい": (OLD, None),  # open and old: deleted
+        "ソファを処分したい": (RECENT, None),  # open and recent: kept
+        "タンスを捨てる方法": (OLD, RECENT),  # rejected lately: remembered still
+        "自転車を捨てたい": (OLD, OLD),  # rejected long ago: deleted
+    }
+    for text, (created, decided) in ages.items():
+        db.execute(
+            "UPDATE suggestions SET created_at = ?, decided_at = COALESCE(?, decided_at) "
+            "WHERE id = ?",
+            [created, decided, ids[text]],
+        )
+    db.conn.commit()
+    report = purge(db, days=90, now=NOW)
+    assert report.suggestions == 2 and "2 suggested phrasings" in report.summary()
+    left = rows(starter_settings, "SELECT text, status FROM suggestions ORDER BY id")
+    assert left == [("ソファを処分したい", "open"), ("タンスを捨てる方法", "rejected")]
+    # The remembered rejection still works: the same words are not suggested again.
+    again = suggest(db, entry_id="sodai-gomi", text="タンスを捨てる方法", source="staff", actor="x")
+    assert rows(starter_settings, f"SELECT status FROM suggestions WHERE id = {again}") == [
+        ("rejected",)
+    ]
