@@ -773,7 +773,10 @@ def strategies(
             checks=[Check(200, {"text": "クッキーのセッションから返信します。"}, cookie=True)],
         ),
         ("POST", "/api/tickets/{ticket_id}/resolve"): Strategy(
-            path=tickets, bodies=[{"note": t} for t in notes] + [{}]
+            path=tickets,
+            bodies=[{"note": t} for t in notes]
+            + [{}, {"entry_id": "no-such-entry"}]
+            + [{"entry_id": "sodai-gomi", "question": q} for q in ("ソファを捨てたい", *notes)],
         ),
         ("POST", "/api/tickets/{ticket_id}/propose"): Strategy(
             path=tickets, bodies=_propose_bodies(rng), checks=_propose_checks()
@@ -820,6 +823,48 @@ def strategies(
                     None: ["３０", "030", " 30", "+30"],
                 },
             ),
+        ),
+        ("GET", "/api/suggestions"): Strategy(
+            query={"status": ["open", "accepted", "rejected"]},
+            checks=_query_checks(
+                "status",
+                {
+                    200: ["open", "accepted", "rejected"],
+                    422: ["", "all", "OPEN", "open ", "\ud800", "x" * 5_000],
+                },
+            )
+            + [Check(200, cookie=True)],
+        ),
+        # No suggestion the fuzz can reach exists as an id: accept must never make a
+        # revision here (the checks after the sweep allow only the fuzz's own drafts).
+        ("POST", "/api/suggestions/accept"): Strategy(
+            bodies=[
+                {"entry_id": "sodai-gomi", "items": [{"id": 999_999}]},
+                {"entry_id": "no-such-entry", "items": [{"id": 999_999, "text": "別の言い方"}]},
+                {"entry_id": "sodai-gomi", "items": [{"id": 999_999}], "force": True},
+            ],
+            checks=[
+                Check(404, {"entry_id": "sodai-gomi", "items": [{"id": 999_999}]}),
+                Check(422, {"entry_id": "sodai-gomi", "items": []}),
+                Check(422, {"entry_id": "", "items": [{"id": 1}]}),
+                Check(422, {"entry_id": "sodai-gomi", "items": [{"id": 0}]}),
+                Check(422, {"entry_id": "sodai-gomi", "items": [{"id": "1"}], "x": 1}),
+                Check(422, {"entry_id": "sodai-gomi", "items": [{"id": 1}] * 101}),
+                Check(None, {"entry_id": "sodai-gomi", "items": [{"id": 2**63}]}),
+                Check(None, {"entry_id": "../etc", "items": [{"id": 1, "text": "<b>x</b>"}]}),
+            ],
+        ),
+        ("POST", "/api/suggestions/reject"): Strategy(
+            bodies=[{"ids": [999_999]}, {"ids": [999_998], "reason": "重複"}],
+            checks=[
+                Check(404, {"ids": [999_999]}),
+                Check(422, {"ids": []}),
+                Check(422, {"ids": [0]}),
+                Check(422, {"ids": ["x"]}),
+                Check(422, {"ids": [1] * 1001}),
+                Check(422, {"ids": [999_999], "reason": "r" * 2001}),
+                Check(None, {"ids": [999_999], "reason": "<script>alert(1)</script>"}),
+            ],
         ),
         ("GET", "/api/users"): Strategy(
             checks=[
