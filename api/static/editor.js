@@ -1,9 +1,11 @@
 // Editor console: the entry list, editing one entry (form, preview, history, workflow),
 // the queue of questions residents asked that were not answered, and the wordings
-// suggested from resolved handoffs (a view factory, createSuggestions, as in staff.js).
-// Views are chosen by the URL hash (#list, #entry=ID, #new, #unanswered, #suggestions)
-// so the back button and links work. Data is only ever inserted as text (Madoguchi.el, textContent);
-// answer texts go through Madoguchi.markdown.
+// suggested from resolved handoffs. Every view is made by a factory (createList,
+// createEntry, createUnanswered, createSuggestions, as in staff.js) that owns its state
+// and wiring; start() makes each once and route() shows them by the URL hash (#list,
+// #entry=ID, #new, #unanswered, #suggestions), so the back button and links work. Data
+// is only ever inserted as text (Madoguchi.el, textContent); answer texts go through
+// Madoguchi.markdown.
 (function () {
   "use strict";
   const M = window.Madoguchi;
@@ -162,7 +164,9 @@
     suggestions: $("view-suggestions"),
   };
   let current = null; // the route shown: {view, id?}
-  // The views made by factories (createUnanswered, createSuggestions), made at start.
+  // The views, each made once by its factory at start.
+  let entryList = null;
+  let entryView = null;
   let unanswered = null;
   let suggestions = null;
 
@@ -184,7 +188,7 @@
 
   function route(moveFocus) {
     const next = parseHash();
-    if (current && current.view === "entry") stashForm();
+    if (current && current.view === "entry") entryView.stash();
     current = next;
     for (const [name, section] of Object.entries(views)) section.hidden = name !== next.view;
     const navName = next.view === "entry" ? (next.id === null ? "new" : null) : next.view;
@@ -194,7 +198,7 @@
     }
     if (next.view === "list") {
       document.title = "エントリ一覧 - ナレッジ編集";
-      loadList();
+      entryList.load();
     } else if (next.view === "unanswered") {
       document.title = "未回答の質問 - ナレッジ編集";
       unanswered.load();
@@ -202,365 +206,120 @@
       document.title = "言い回しの候補 - ナレッジ編集";
       suggestions.load();
     } else if (next.id === null) {
-      openNew();
+      entryView.openNew();
     } else {
-      openEntry(next.id);
+      entryView.open(next.id);
     }
     if (moveFocus) views[next.view].querySelector("h2").focus();
   }
 
   // ---------------------------------------------------------------- 1. entry list
 
-  const filters = {
-    q: $("filter-q"),
-    status: $("filter-status"),
-    category: $("filter-category"),
-    department: $("filter-department"),
-    upcoming: $("filter-upcoming"),
-  };
-  const known = { category: new Set(), department: new Set() };
-  let listToken = 0;
-  let listTimer = null;
+  // The entries, as the filters choose them (text, status, category, department, changes
+  // still to come).
+  function createList() {
+    const filters = {
+      q: $("filter-q"),
+      status: $("filter-status"),
+      category: $("filter-category"),
+      department: $("filter-department"),
+      upcoming: $("filter-upcoming"),
+    };
+    const known = { category: new Set(), department: new Set() };
+    let token = 0; // number of the latest load: only its answer is shown
+    let timer = null;
 
-  async function loadList() {
-    const params = new URLSearchParams();
-    for (const name of ["q", "status", "category", "department"]) {
-      const value = filters[name].value.trim();
-      if (value) params.set(name, value);
+    async function load() {
+      const params = new URLSearchParams();
+      for (const name of ["q", "status", "category", "department"]) {
+        const value = filters[name].value.trim();
+        if (value) params.set(name, value);
+      }
+      if (filters.upcoming.checked) params.set("upcoming", "true");
+      const query = params.toString();
+      const mine = ++token;
+      const table = $("entries");
+      table.setAttribute("aria-busy", "true");
+      say($("entries-count"), "読み込み中…");
+      try {
+        const data = await M.api("GET", "/api/entries" + (query ? "?" + query : ""));
+        if (mine !== token) return; // a newer search is on its way
+        learnToday(data);
+        rememberValues(data.data);
+        renderEntries(data.data);
+        say($("entries-count"), data.count
+          ? data.count + "件のエントリがあります。"
+          : "条件に合うエントリはありません。");
+      } catch (error) {
+        if (mine === token) say($("entries-count"), errorText(error), true);
+      } finally {
+        if (mine === token) table.removeAttribute("aria-busy");
+      }
     }
-    if (filters.upcoming.checked) params.set("upcoming", "true");
-    const query = params.toString();
-    const token = ++listToken;
-    const table = $("entries");
-    table.setAttribute("aria-busy", "true");
-    say($("entries-count"), "読み込み中…");
-    try {
-      const data = await M.api("GET", "/api/entries" + (query ? "?" + query : ""));
-      if (token !== listToken) return; // a newer search is on its way
-      learnToday(data);
-      rememberValues(data.data);
-      renderEntries(data.data);
-      say($("entries-count"), data.count
-        ? data.count + "件のエントリがあります。"
-        : "条件に合うエントリはありません。");
-    } catch (error) {
-      if (token === listToken) say($("entries-count"), errorText(error), true);
-    } finally {
-      if (token === listToken) table.removeAttribute("aria-busy");
+
+    // Categories and departments seen so far fill the filters and the form's suggestions.
+    function rememberValues(revisions) {
+      for (const name of ["category", "department"]) {
+        for (const r of revisions) if (r[name]) known[name].add(r[name]);
+        const values = [...known[name]].sort((a, b) => a.localeCompare(b, "ja"));
+        const select = filters[name];
+        const chosen = select.value;
+        select.replaceChildren(
+          el("option", { value: "" }, "すべて"),
+          ...values.map((v) => el("option", { value: v }, v)),
+        );
+        select.value = chosen;
+        $(name + "-options").replaceChildren(...values.map((v) => el("option", { value: v })));
+      }
     }
-  }
 
-  // Categories and departments seen so far fill the filters and the form's suggestions.
-  function rememberValues(revisions) {
-    for (const name of ["category", "department"]) {
-      for (const r of revisions) if (r[name]) known[name].add(r[name]);
-      const values = [...known[name]].sort((a, b) => a.localeCompare(b, "ja"));
-      const select = filters[name];
-      const chosen = select.value;
-      select.replaceChildren(
-        el("option", { value: "" }, "すべて"),
-        ...values.map((v) => el("option", { value: v }, v)),
-      );
-      select.value = chosen;
-      $(name + "-options").replaceChildren(...values.map((v) => el("option", { value: v })));
+    function listStatus(r) {
+      let text = STATUS_LABELS[r.status] || r.status;
+      if (r.latest_revision > r.revision && PENDING_LABELS[r.latest_status]) {
+        text += "（" + PENDING_LABELS[r.latest_status] + "）";
+      }
+      return text;
     }
-  }
 
-  function listStatus(r) {
-    let text = STATUS_LABELS[r.status] || r.status;
-    if (r.latest_revision > r.revision && PENDING_LABELS[r.latest_status]) {
-      text += "（" + PENDING_LABELS[r.latest_status] + "）";
+    // The 施行日 of the revision in force, and of a published one still to come.
+    function validFromCell(r) {
+      if (!r.upcoming_from) return r.valid_from || "—";
+      return [r.valid_from, r.upcoming_from + "（新しい版の施行予定）"].filter(Boolean).join("／");
     }
-    return text;
-  }
 
-  // The 施行日 of the revision in force, and of a published one still to come.
-  function validFromCell(r) {
-    if (!r.upcoming_from) return r.valid_from || "—";
-    return [r.valid_from, r.upcoming_from + "（新しい版の施行予定）"].filter(Boolean).join("／");
-  }
+    function renderEntries(revisions) {
+      const rows = revisions.map((r) =>
+        el("tr", {},
+          el("td", {},
+            el("a", { href: entryHash(r.entry_id) }, r.title || r.entry_id),
+            el("span", { className: "entry-id" }, r.entry_id)),
+          el("td", {}, r.category || "—"),
+          el("td", {}, r.department || "—"),
+          el("td", { className: "status-cell status-" + r.status }, listStatus(r)),
+          el("td", {}, validFromCell(r)),
+          el("td", {}, M.when(r.published_at || r.created_at))));
+      $("entries").tBodies[0].replaceChildren(...rows);
+    }
 
-  function renderEntries(revisions) {
-    const rows = revisions.map((r) =>
-      el("tr", {},
-        el("td", {},
-          el("a", { href: entryHash(r.entry_id) }, r.title || r.entry_id),
-          el("span", { className: "entry-id" }, r.entry_id)),
-        el("td", {}, r.category || "—"),
-        el("td", {}, r.department || "—"),
-        el("td", { className: "status-cell status-" + r.status }, listStatus(r)),
-        el("td", {}, validFromCell(r)),
-        el("td", {}, M.when(r.published_at || r.created_at))));
-    $("entries").tBodies[0].replaceChildren(...rows);
-  }
-
-  function wireList() {
     $("filters").addEventListener("submit", (event) => {
       event.preventDefault();
-      loadList();
+      load();
     });
     filters.q.addEventListener("input", () => {
-      clearTimeout(listTimer);
-      listTimer = setTimeout(loadList, 300);
+      clearTimeout(timer);
+      timer = setTimeout(load, 300);
     });
     for (const name of ["status", "category", "department", "upcoming"]) {
-      filters[name].addEventListener("change", loadList);
+      filters[name].addEventListener("change", load);
     }
     $("new-entry").addEventListener("click", () => { location.hash = "#new"; });
+    return { load };
   }
 
-  // ---------------------------------------------------------------- 2. one entry: the form
+  // ---------------------------------------------------------------- 2. one entry
 
-  const form = $("entry-form");
-  const field = (name) => $("f-" + name);
-  const entry = {
-    key: null, // the id of the entry in the form, "" for a new one, null when none is loaded
-    revisions: [], // ascending; the form edits the last one
-    audit: [],
-    names: {}, // actor → a readable name (display names; 「管理者（コマンド）」 for the CLI)
-    baseline: "", // the saved content, to tell whether the form has unsaved edits
-    dirty: false,
-    busy: false,
-    token: 0,
-    flash: null, // a message for the next load (saving a new entry changes the URL)
-  };
-  // Unsaved edits of entries the editor navigated away from, by entry key: never lost.
-  const unsaved = new Map();
-  // Content to start the next new entry with (from the unanswered queue).
-  let prefill = null;
-
-  // One shape for form content and saved content, so the two compare as JSON.
-  function normalize(content) {
-    const out = {};
-    for (const name of FORM_FIELDS) {
-      const value = content[name];
-      if (LIST_FIELDS.includes(name)) out[name] = Array.isArray(value) ? value : [];
-      else if (name === "valid_from" || name === "valid_until") out[name] = value || null;
-      else out[name] = value == null ? "" : String(value);
-    }
-    return out;
-  }
-
-  function contentOf(revision) {
-    return normalize({ ...revision, id: revision.entry_id });
-  }
-
-  function readForm() {
-    const value = (name) => field(name).value;
-    const text = (name) => value(name).trim();
-    return normalize({
-      id: text("id"),
-      title: text("title"),
-      questions: lines(value("questions")),
-      answer: value("answer").replace(/\r\n?/g, "\n").trim(),
-      category: text("category"),
-      department: text("department"),
-      contact: text("contact"),
-      documents: lines(value("documents")),
-      fees: text("fees"),
-      tags: value("tags").split(/[,，、\n]/).map((t) => t.trim()).filter(Boolean),
-      staff_notes: value("staff_notes").replace(/\r\n?/g, "\n").trim(),
-      source_url: text("source_url"),
-      valid_from: value("valid_from"),
-      valid_until: value("valid_until"),
-    });
-  }
-
-  function fillForm(content) {
-    for (const name of FORM_FIELDS) {
-      const value = content[name];
-      if (name === "tags") field(name).value = (value || []).join("、");
-      else if (LIST_FIELDS.includes(name)) field(name).value = (value || []).join("\n");
-      else field(name).value = value || "";
-    }
-    countAnswer();
-  }
-
-  function countAnswer() {
-    const length = field("answer").value.trim().length;
-    const node = $("answer-count");
-    node.textContent = length.toLocaleString("ja-JP") + " / " + MAX_ANSWER.toLocaleString("ja-JP") + "文字";
-    node.classList.toggle("over", length > MAX_ANSWER);
-  }
-
-  function latest() {
-    return entry.revisions[entry.revisions.length - 1] || null;
-  }
-
-  function checkDirty() {
-    entry.dirty = entry.key !== null && JSON.stringify(readForm()) !== entry.baseline;
-    updateActions();
-  }
-
-  // Keep what the editor typed when they go to another view; restored when they return.
-  function stashForm() {
-    if (entry.key === null) return;
-    if (entry.dirty) unsaved.set(entry.key, readForm());
-    else unsaved.delete(entry.key);
-  }
-
-  // The view before content arrives: nothing from the previous entry stays visible.
-  function beginLoad(heading) {
-    const token = ++entry.token;
-    entry.key = null;
-    entry.revisions = [];
-    entry.audit = [];
-    entry.names = {};
-    entry.dirty = false;
-    $("entry-heading").textContent = heading;
-    $("entry-status").textContent = "";
-    $("entry-status").className = "badge";
-    $("entry-revision").textContent = "";
-    $("entry-in-force").textContent = "";
-    $("unsaved-notice").hidden = true;
-    say($("entry-message"), "");
-    clearErrors();
-    $("preview-results").replaceChildren();
-    say($("preview-status"), "");
-    $("preview-error").textContent = "";
-    $("history-body").replaceChildren();
-    $("entry-body").hidden = false;
-    $("history").hidden = false;
-    return token;
-  }
-
-  function openNew() {
-    beginLoad("新規エントリ");
-    document.title = "新規エントリ - ナレッジ編集";
-    entry.key = "";
-    field("id").readOnly = false;
-    $("hint-id").textContent = "半角英小文字・数字・ハイフン（例：juminhyo-copy）。保存後は変更できません。";
-    const empty = normalize({});
-    fillForm(empty);
-    entry.baseline = JSON.stringify(empty);
-    const start = prefill || unsaved.get("");
-    $("unsaved-notice").hidden = !(start && !prefill);
-    if (start) fillForm(start);
-    prefill = null;
-    $("preview-questions").value = (start ? start.questions : []).slice(0, 3).join("\n");
-    $("history").hidden = true;
-    $("entry-fields").disabled = false;
-    showEntryState();
-    checkDirty();
-    if (entry.flash) say($("entry-message"), entry.flash);
-    entry.flash = null;
-  }
-
-  async function openEntry(id) {
-    const token = beginLoad("読み込み中…");
-    document.title = id + " - ナレッジ編集";
-    $("entry-fields").disabled = true;
-    form.setAttribute("aria-busy", "true");
-    say($("entry-message"), "読み込み中…");
-    let data;
-    try {
-      data = await M.api("GET", "/api/entries/" + encodeURIComponent(id) + "/history");
-    } catch (error) {
-      if (token !== entry.token) return;
-      form.removeAttribute("aria-busy");
-      $("entry-heading").textContent = "エントリを表示できません";
-      $("entry-body").hidden = true;
-      $("history").hidden = true;
-      say($("entry-message"), error.status === 404
-        ? "エントリ「" + id + "」は見つかりませんでした。一覧から選び直してください。"
-        : errorText(error), true);
-      return;
-    }
-    if (token !== entry.token) return; // the editor has gone elsewhere meanwhile
-    form.removeAttribute("aria-busy");
-    $("entry-fields").disabled = false;
-    entry.key = id;
-    field("id").readOnly = true;
-    $("hint-id").textContent = "IDは変更できません。";
-    const kept = unsaved.get(id);
-    applyHistory(data, { fill: true });
-    if (kept) {
-      fillForm(kept);
-      $("unsaved-notice").hidden = false;
-      checkDirty();
-    }
-    const questions = readForm().questions;
-    $("preview-questions").value = questions.slice(0, 3).join("\n");
-    say($("entry-message"), entry.flash || "");
-    entry.flash = null;
-  }
-
-  // Show a freshly loaded history. The form takes the latest revision's content unless
-  // the editor has unsaved edits (those are never overwritten).
-  function applyHistory(data, { fill }) {
-    learnToday(data);
-    entry.revisions = data.revisions || [];
-    entry.audit = data.audit || [];
-    entry.names = data.names || {};
-    const newest = latest();
-    const saved = contentOf(newest);
-    if (fill || !entry.dirty) fillForm(saved);
-    entry.baseline = JSON.stringify(saved);
-    $("entry-heading").textContent = newest.title || newest.entry_id;
-    document.title = (newest.title || newest.entry_id) + " - ナレッジ編集";
-    showEntryState();
-    renderHistory();
-    checkDirty();
-  }
-
-  async function reloadEntry(message) {
-    const id = entry.key;
-    const token = ++entry.token;
-    const data = await M.api("GET", "/api/entries/" + encodeURIComponent(id) + "/history");
-    if (token !== entry.token) return;
-    applyHistory(data, { fill: false });
-    if (message) say($("entry-message"), message);
-  }
-
-  function showEntryState() {
-    const newest = latest();
-    const status = $("entry-status");
-    if (!newest) {
-      status.textContent = "未保存";
-      status.className = "badge status-new";
-      $("entry-revision").textContent = "";
-      $("entry-in-force").textContent = "";
-      return;
-    }
-    status.textContent = STATUS_LABELS[newest.status] || newest.status;
-    status.className = "badge status-" + newest.status;
-    $("entry-revision").textContent = "第" + newest.revision + "版（最新）";
-    const day = today();
-    const live = inForce(entry.revisions, day);
-    const scheduled = entry.revisions.filter((r) => r.status === "published" && r.valid_from > day);
-    const parts = [live ? "住民への回答には第" + live.revision + "版を使っています。"
-      : "現在、住民への回答には使われていません。"];
-    for (const r of scheduled) parts.push("第" + r.revision + "版は " + r.valid_from + " から公開されます。");
-    $("entry-in-force").textContent = parts.join(" ");
-  }
-
-  // Which workflow steps apply now; a short note says why the others do not.
-  function updateActions() {
-    const newest = latest();
-    const saved = newest !== null;
-    const status = saved ? newest.status : null;
-    const scheduled = saved && newest.valid_from && newest.valid_from > today();
-    $("submit-review").disabled = entry.busy || entry.dirty || status !== "draft";
-    // Two people see every change: the author of a revision may not approve it.
-    const own = status === "in_review" && M.user() && newest.author === M.user().name;
-    $("approve").disabled = entry.busy || entry.dirty || status !== "in_review" || own;
-    $("approve").textContent = status === "in_review" && scheduled
-      ? "承認して予約公開（" + newest.valid_from + " から）"
-      : "承認して公開";
-    $("archive").disabled = entry.busy || !entry.revisions.some((r) => r.status === "published");
-    $("save-draft").setAttribute("aria-disabled", String(entry.busy || entry.key === null));
-    form.setAttribute("aria-busy", String(entry.busy));
-    let note = "";
-    if (entry.key === "") note = "新しいエントリは、まず下書き保存してください。";
-    else if (entry.dirty && (status === "draft" || status === "in_review")) {
-      note = "保存していない変更があります。確認の依頼や承認の前に、下書き保存してください。";
-    } else if (own) {
-      note = "この版はご自身が作成したものです。承認は別の編集者が行います。";
-    }
-    $("action-note").textContent = note;
-  }
-
-  // ---------------------------------------------------------------- field errors
+  // Editing one entry is createEntry (the form and its workflow), which makes the preview
+  // (createPreview) and the history (createHistory) beside the form.
 
   // Which form field a problem is about: "field" (entry rules) or the FastAPI location
   // after ``prefix`` (["body"] for a save, ["body", "draft"] for a preview).
@@ -572,431 +331,760 @@
     return name || null;
   }
 
-  function clearErrors() {
-    for (const name of FORM_FIELDS) {
+  // ---------------------------------------------------------------- 2. one entry: preview
+
+  // How the chat answers test questions now and with the draft in the form, side by side.
+  // hooks: draft() → the form's content; fieldErrors(problems) shows problems with the
+  // draft under its fields; clearErrors() once the draft passed.
+  function createPreview(hooks) {
+    async function run(event) {
+      event.preventDefault();
+      const questions = lines($("preview-questions").value);
+      const error = $("preview-error");
+      error.textContent = "";
+      $("preview-questions").removeAttribute("aria-invalid");
+      if (!questions.length || questions.length > MAX_PREVIEW_QUESTIONS) {
+        error.textContent = questions.length
+          ? "一度に試せる質問は" + MAX_PREVIEW_QUESTIONS + "件までです。"
+          : "試す質問を1行に1つ入力してください。";
+        $("preview-questions").setAttribute("aria-invalid", "true");
+        $("preview-questions").focus();
+        return;
+      }
+      const body = { questions, draft: hooks.draft() };
+      if ($("preview-as-of").value) body.as_of = $("preview-as-of").value;
+      const button = $("preview-run");
+      if (button.getAttribute("aria-disabled") === "true") return;
+      button.setAttribute("aria-disabled", "true");
+      $("preview-results").setAttribute("aria-busy", "true");
+      say($("preview-status"), "プレビューを作成しています…");
+      try {
+        const data = await M.api("POST", "/api/preview", body);
+        hooks.clearErrors();
+        renderPreview(data);
+      } catch (failure) {
+        if (Array.isArray(failure.detail)) showPreviewProblems(failure.problems);
+        else say($("preview-status"), errorText(failure), true);
+      } finally {
+        button.removeAttribute("aria-disabled");
+        $("preview-results").removeAttribute("aria-busy");
+      }
+    }
+
+    // Problems with the draft go under its fields; the rest (questions, date) under the preview.
+    function showPreviewProblems(problems) {
+      const forDraft = [];
+      const forPreview = [];
+      for (const p of problems) {
+        const loc = Array.isArray(p.loc) ? p.loc : [];
+        if (p.field || loc[1] === "draft") {
+          forDraft.push({ field: fieldOf(p, ["body", "draft"]), message: p.message });
+        } else forPreview.push(p.message);
+      }
+      say($("preview-status"), "プレビューできませんでした。入力内容を確認してください。", true);
+      $("preview-error").textContent = forPreview.join("\n");
+      if (forPreview.length) $("preview-questions").setAttribute("aria-invalid", "true");
+      if (forDraft.length) hooks.fieldErrors(forDraft);
+    }
+
+    function outcomeKey(outcome) {
+      return outcome ? [outcome.decision, outcome.entry_id, outcome.text].join("\u0000") : "";
+    }
+
+    // The sentences of an answer (split after 。！？ and at line ends), to mark what changed.
+    function sentences(text) {
+      return String(text || "").split(/\n+|(?<=[。！？])/).map((s) => s.trim()).filter(Boolean);
+    }
+
+    function onlyIn(text, other, tag) {
+      const theirs = new Set(sentences(other));
+      const only = sentences(text).filter((s) => !theirs.has(s));
+      if (!only.length) return "（なし）";
+      return el("ul", { className: "changed-sentences" }, only.map((s) => el("li", {}, el(tag, {}, s))));
+    }
+
+    // Under two whole answers, the sentences that differ: removed now, added by the draft.
+    function sentenceRow(now, draft) {
+      if (!draft || !now.text || !draft.text || now.text === draft.text) return null;
+      return el("tr", { className: "changed sentences" },
+        el("th", { scope: "row" }, "変わった文"),
+        el("td", {}, el("span", { className: "vh" }, "削除される文："), onlyIn(now.text, draft.text, "del")),
+        el("td", {}, el("span", { className: "vh" }, "追加される文："), onlyIn(draft.text, now.text, "ins")));
+    }
+
+    function renderPreview(data) {
+      let changed = 0;
+      const tables = data.results.map((result, index) => {
+        const now = result.now;
+        const draft = result.with_draft;
+        const differs = draft !== null && outcomeKey(now) !== outcomeKey(draft);
+        if (differs) changed += 1;
+        const captionId = "preview-caption-" + index;
+        const row = (label, cell, same) => {
+          const isChanged = draft !== null && !same;
+          return el("tr", { className: isChanged ? "changed" : "" },
+            el("th", { scope: "row" }, label, isChanged ? el("span", { className: "change-mark" }, "変更") : null),
+            el("td", {}, cell(now)),
+            el("td", {}, draft ? cell(draft) : "（下書きなし）"));
+        };
+        const same = (key) => !draft || (now[key] || null) === (draft[key] || null);
+        return el("div", { className: "table-wrap" + (differs ? " differs" : ""), role: "region",
+          tabindex: "0", "aria-labelledby": captionId },
+        el("table", { className: "preview-table" },
+          el("caption", { id: captionId }, "「" + result.question + "」",
+            differs ? el("span", { className: "badge changed-badge" }, "回答が変わります") : null),
+          el("thead", {}, el("tr", {},
+            el("td", {}),
+            el("th", { scope: "col" }, "現在"),
+            el("th", { scope: "col" }, "この下書きでは"))),
+          el("tbody", {},
+            row("判定", (o) => DECISION_LABELS[o.decision] || o.decision, same("decision")),
+            row("エントリ", outcomeEntry, !draft || entrySignature(now) === entrySignature(draft)),
+            row("確信度", (o) => M.scoreText(o.confidence, 2), true),
+            row("回答文", (o) => (o.text ? rendered(o.text) : "（回答文なし）"), same("text")),
+            sentenceRow(now, draft))));
+      });
+      $("preview-results").replaceChildren(
+        el("p", { className: "preview-as-of" }, "基準日：" + data.as_of),
+        ...tables);
+      say($("preview-status"), data.results.length + "件の質問のうち、" +
+        (changed ? changed + "件で回答が変わります。" : "回答が変わるものはありません。"));
+    }
+
+    // Which entry (or candidate titles) an outcome shows; scores and revisions aside.
+    function entrySignature(outcome) {
+      return JSON.stringify([outcome.entry_id, outcome.title, (outcome.candidates || []).map((c) => c.title)]);
+    }
+
+    function outcomeEntry(outcome) {
+      if (outcome.decision === "clarify" && outcome.candidates && outcome.candidates.length) {
+        return el("ul", { className: "candidates" },
+          outcome.candidates.map((c) => el("li", {}, c.title)));
+      }
+      if (!outcome.title) return "—";
+      // Revision 0 stands for the unsaved draft.
+      const which = outcome.revision === 0 ? "（この下書き）"
+        : outcome.revision ? "（第" + outcome.revision + "版）" : "";
+      return outcome.title + which;
+    }
+
+    // Nothing from the previous entry stays.
+    function reset() {
+      $("preview-results").replaceChildren();
+      say($("preview-status"), "");
+      $("preview-error").textContent = "";
+    }
+
+    // The first few of an entry's questions, to try at once.
+    function suggest(questions) {
+      $("preview-questions").value = questions.slice(0, 3).join("\n");
+    }
+
+    $("preview-form").addEventListener("submit", run);
+    return { reset, suggest };
+  }
+
+  // ---------------------------------------------------------------- 2. one entry: history
+
+  // An entry's revisions (newest first, each with its changes) and its audit trail.
+  // hooks: rollback(revision number) for 「この版に戻す」.
+  function createHistory(hooks) {
+    const section = $("history");
+    const body = $("history-body");
+    const EQUAL_CONTEXT = 2; // unchanged lines kept visible next to a change
+    let names = {}; // actor → a readable name, as the history last said
+
+    // Who did it, by display name (the server's names; 「管理者（コマンド）」 for the CLI).
+    function personName(actor) {
+      return actor ? names[actor] || actor : "";
+    }
+
+    function show(revisions, audit, people) {
+      names = people;
+      const live = inForce(revisions, today());
+      const items = [...revisions].reverse().map((r) => {
+        const meta = [
+          ["作成", [personName(r.author), M.when(r.created_at)].filter(Boolean).join("・")],
+          ["承認", [personName(r.reviewer), M.when(r.published_at)].filter(Boolean).join("・")],
+          ["施行日", r.valid_from],
+          ["終了日", r.valid_until],
+        ].filter(([, value]) => value);
+        const canRestore = (r.status === "published" || r.status === "archived") &&
+          !(live && live.revision === r.revision);
+        return el("li", { className: "revision" },
+          el("h4", {}, "第" + r.revision + "版 ", historyBadge(r, live),
+            live && live.revision === r.revision ? el("span", { className: "in-force" }, "回答に使用中") : null),
+          el("dl", { className: "meta" }, meta.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)])),
+          renderDiff(r.diff || []),
+          canRestore
+            ? el("button", { type: "button", className: "rollback secondary",
+              dataset: { revision: String(r.revision) } }, "この版に戻す")
+            : null);
+      });
+      body.replaceChildren(
+        el("ol", { className: "revisions" }, items),
+        renderAudit(audit));
+    }
+
+    function renderDiff(fields) {
+      if (!fields.length) return el("p", { className: "hint" }, "内容の変更はありません。");
+      return el("ul", { className: "diff" }, fields.map((f) =>
+        el("li", {},
+          el("p", { className: "diff-field" }, FIELD_LABELS[f.field] || f.field),
+          diffLines(f.lines || []))));
+    }
+
+    // Changed lines with a little unchanged context; long unchanged runs fold away.
+    function diffLines(all) {
+      const box = el("div", { className: "diff-lines" });
+      let i = 0;
+      while (i < all.length) {
+        if (all[i].op !== "equal") {
+          box.append(diffLine(all[i]));
+          i += 1;
+          continue;
+        }
+        let j = i;
+        while (j < all.length && all[j].op === "equal") j += 1;
+        const run = all.slice(i, j);
+        const head = i === 0 ? 0 : EQUAL_CONTEXT;
+        const tail = j === all.length ? 0 : EQUAL_CONTEXT;
+        if (run.length > head + tail + 1) {
+          const folded = run.slice(head, run.length - tail);
+          box.append(
+            ...run.slice(0, head).map(diffLine),
+            el("details", { className: "diff-fold" },
+              el("summary", {}, "変更のない" + folded.length + "行"),
+              ...folded.map(diffLine)),
+            ...run.slice(run.length - tail).map(diffLine));
+        } else {
+          box.append(...run.map(diffLine));
+        }
+        i = j;
+      }
+      return box;
+    }
+
+    function diffLine(line) {
+      if (line.op === "delete") {
+        return el("div", { className: "line delete" }, el("span", { className: "vh" }, "削除："),
+          el("del", {}, line.text));
+      }
+      if (line.op === "insert") {
+        return el("div", { className: "line insert" }, el("span", { className: "vh" }, "追加："),
+          el("ins", {}, line.text));
+      }
+      return el("div", { className: "line equal" }, line.text);
+    }
+
+    function actionLabel(action) {
+      const back = /^rollback_to_(\d+)$/.exec(action);
+      if (back) return "第" + back[1] + "版に戻す";
+      return ACTION_LABELS[action] || action;
+    }
+
+    function renderAudit(audit) {
+      const events = [...audit].sort((a, b) => String(b.at).localeCompare(String(a.at)));
+      const rows = events.map((e) =>
+        el("tr", {},
+          el("td", {}, M.when(e.at)),
+          el("td", {}, personName(e.actor)),
+          el("td", {}, actionLabel(e.action)),
+          el("td", {}, e.revision ? "第" + e.revision + "版" : "—"),
+          el("td", {}, e.detail && e.detail.reason ? "理由：" + e.detail.reason : "")));
+      return el("details", { className: "audit" },
+        el("summary", {}, "操作記録（" + events.length + "件）"),
+        el("div", { className: "table-wrap", role: "region", tabindex: "0", "aria-label": "操作記録" },
+          el("table", {},
+            el("caption", { className: "vh" }, "操作記録"),
+            el("thead", {}, el("tr", {},
+              ["日時", "操作者", "操作", "版", "詳細"].map((h) => el("th", { scope: "col" }, h)))),
+            el("tbody", {}, rows))));
+    }
+
+    // Empty and shown, for an entry being loaded.
+    function reset() {
+      body.replaceChildren();
+      section.hidden = false;
+    }
+
+    function hide() {
+      section.hidden = true;
+    }
+
+    section.addEventListener("click", (event) => {
+      const button = event.target.closest("button.rollback");
+      if (button) hooks.rollback(Number(button.dataset.revision));
+    });
+    return { show, reset, hide };
+  }
+
+  // ---------------------------------------------------------------- 2. one entry: the form
+
+  // Editing one entry, or a new one: the form, its workflow steps, preview and history.
+  // Unsaved edits are kept per entry while the editor is elsewhere (stash()), and the
+  // page asks before it is left with any.
+  function createEntry() {
+    const form = $("entry-form");
+    const field = (name) => $("f-" + name);
+    const entry = {
+      key: null, // the id of the entry in the form, "" for a new one, null when none is loaded
+      revisions: [], // ascending; the form edits the last one
+      baseline: "", // the saved content, to tell whether the form has unsaved edits
+      dirty: false,
+      busy: false,
+      token: 0,
+      flash: null, // a message for the next load (saving a new entry changes the URL)
+    };
+    // Unsaved edits of entries the editor navigated away from, by entry key: never lost.
+    const unsaved = new Map();
+    // Content to start the next new entry with (from the unanswered queue).
+    let prefill = null;
+    const preview = createPreview({ draft: readForm, fieldErrors: showFieldErrors, clearErrors });
+    const history = createHistory({ rollback });
+
+    // One shape for form content and saved content, so the two compare as JSON.
+    function normalize(content) {
+      const out = {};
+      for (const name of FORM_FIELDS) {
+        const value = content[name];
+        if (LIST_FIELDS.includes(name)) out[name] = Array.isArray(value) ? value : [];
+        else if (name === "valid_from" || name === "valid_until") out[name] = value || null;
+        else out[name] = value == null ? "" : String(value);
+      }
+      return out;
+    }
+
+    function contentOf(revision) {
+      return normalize({ ...revision, id: revision.entry_id });
+    }
+
+    function readForm() {
+      const value = (name) => field(name).value;
+      const text = (name) => value(name).trim();
+      return normalize({
+        id: text("id"),
+        title: text("title"),
+        questions: lines(value("questions")),
+        answer: value("answer").replace(/\r\n?/g, "\n").trim(),
+        category: text("category"),
+        department: text("department"),
+        contact: text("contact"),
+        documents: lines(value("documents")),
+        fees: text("fees"),
+        tags: value("tags").split(/[,，、\n]/).map((t) => t.trim()).filter(Boolean),
+        staff_notes: value("staff_notes").replace(/\r\n?/g, "\n").trim(),
+        source_url: text("source_url"),
+        valid_from: value("valid_from"),
+        valid_until: value("valid_until"),
+      });
+    }
+
+    function fillForm(content) {
+      for (const name of FORM_FIELDS) {
+        const value = content[name];
+        if (name === "tags") field(name).value = (value || []).join("、");
+        else if (LIST_FIELDS.includes(name)) field(name).value = (value || []).join("\n");
+        else field(name).value = value || "";
+      }
+      countAnswer();
+    }
+
+    function countAnswer() {
+      const length = field("answer").value.trim().length;
+      const node = $("answer-count");
+      node.textContent = length.toLocaleString("ja-JP") + " / " + MAX_ANSWER.toLocaleString("ja-JP") + "文字";
+      node.classList.toggle("over", length > MAX_ANSWER);
+    }
+
+    function latest() {
+      return entry.revisions[entry.revisions.length - 1] || null;
+    }
+
+    function checkDirty() {
+      entry.dirty = entry.key !== null && JSON.stringify(readForm()) !== entry.baseline;
+      updateActions();
+    }
+
+    // Keep what the editor typed when they go to another view; restored when they return.
+    function stash() {
+      if (entry.key === null) return;
+      if (entry.dirty) unsaved.set(entry.key, readForm());
+      else unsaved.delete(entry.key);
+    }
+
+    // The view before content arrives: nothing from the previous entry stays visible.
+    function beginLoad(heading) {
+      const token = ++entry.token;
+      entry.key = null;
+      entry.revisions = [];
+      entry.dirty = false;
+      $("entry-heading").textContent = heading;
+      $("entry-status").textContent = "";
+      $("entry-status").className = "badge";
+      $("entry-revision").textContent = "";
+      $("entry-in-force").textContent = "";
+      $("unsaved-notice").hidden = true;
+      say($("entry-message"), "");
+      clearErrors();
+      preview.reset();
+      history.reset();
+      $("entry-body").hidden = false;
+      return token;
+    }
+
+    function openNew() {
+      beginLoad("新規エントリ");
+      document.title = "新規エントリ - ナレッジ編集";
+      entry.key = "";
+      field("id").readOnly = false;
+      $("hint-id").textContent = "半角英小文字・数字・ハイフン（例：juminhyo-copy）。保存後は変更できません。";
+      const empty = normalize({});
+      fillForm(empty);
+      entry.baseline = JSON.stringify(empty);
+      const start = prefill || unsaved.get("");
+      $("unsaved-notice").hidden = !(start && !prefill);
+      if (start) fillForm(start);
+      prefill = null;
+      preview.suggest(start ? start.questions : []);
+      history.hide();
+      $("entry-fields").disabled = false;
+      showEntryState();
+      checkDirty();
+      if (entry.flash) say($("entry-message"), entry.flash);
+      entry.flash = null;
+    }
+
+    async function open(id) {
+      const token = beginLoad("読み込み中…");
+      document.title = id + " - ナレッジ編集";
+      $("entry-fields").disabled = true;
+      form.setAttribute("aria-busy", "true");
+      say($("entry-message"), "読み込み中…");
+      let data;
+      try {
+        data = await M.api("GET", "/api/entries/" + encodeURIComponent(id) + "/history");
+      } catch (error) {
+        if (token !== entry.token) return;
+        form.removeAttribute("aria-busy");
+        $("entry-heading").textContent = "エントリを表示できません";
+        $("entry-body").hidden = true;
+        history.hide();
+        say($("entry-message"), error.status === 404
+          ? "エントリ「" + id + "」は見つかりませんでした。一覧から選び直してください。"
+          : errorText(error), true);
+        return;
+      }
+      if (token !== entry.token) return; // the editor has gone elsewhere meanwhile
+      form.removeAttribute("aria-busy");
+      $("entry-fields").disabled = false;
+      entry.key = id;
+      field("id").readOnly = true;
+      $("hint-id").textContent = "IDは変更できません。";
+      const kept = unsaved.get(id);
+      applyHistory(data, { fill: true });
+      if (kept) {
+        fillForm(kept);
+        $("unsaved-notice").hidden = false;
+        checkDirty();
+      }
+      preview.suggest(readForm().questions);
+      say($("entry-message"), entry.flash || "");
+      entry.flash = null;
+    }
+
+    // Show a freshly loaded history. The form takes the latest revision's content unless
+    // the editor has unsaved edits (those are never overwritten).
+    function applyHistory(data, { fill }) {
+      learnToday(data);
+      entry.revisions = data.revisions || [];
+      const newest = latest();
+      const saved = contentOf(newest);
+      if (fill || !entry.dirty) fillForm(saved);
+      entry.baseline = JSON.stringify(saved);
+      $("entry-heading").textContent = newest.title || newest.entry_id;
+      document.title = (newest.title || newest.entry_id) + " - ナレッジ編集";
+      showEntryState();
+      history.show(entry.revisions, data.audit || [], data.names || {});
+      checkDirty();
+    }
+
+    async function reloadEntry(message) {
+      const id = entry.key;
+      const token = ++entry.token;
+      const data = await M.api("GET", "/api/entries/" + encodeURIComponent(id) + "/history");
+      if (token !== entry.token) return;
+      applyHistory(data, { fill: false });
+      if (message) say($("entry-message"), message);
+    }
+
+    function showEntryState() {
+      const newest = latest();
+      const status = $("entry-status");
+      if (!newest) {
+        status.textContent = "未保存";
+        status.className = "badge status-new";
+        $("entry-revision").textContent = "";
+        $("entry-in-force").textContent = "";
+        return;
+      }
+      status.textContent = STATUS_LABELS[newest.status] || newest.status;
+      status.className = "badge status-" + newest.status;
+      $("entry-revision").textContent = "第" + newest.revision + "版（最新）";
+      const day = today();
+      const live = inForce(entry.revisions, day);
+      const scheduled = entry.revisions.filter((r) => r.status === "published" && r.valid_from > day);
+      const parts = [live ? "住民への回答には第" + live.revision + "版を使っています。"
+        : "現在、住民への回答には使われていません。"];
+      for (const r of scheduled) parts.push("第" + r.revision + "版は " + r.valid_from + " から公開されます。");
+      $("entry-in-force").textContent = parts.join(" ");
+    }
+
+    // Which workflow steps apply now; a short note says why the others do not.
+    function updateActions() {
+      const newest = latest();
+      const saved = newest !== null;
+      const status = saved ? newest.status : null;
+      const scheduled = saved && newest.valid_from && newest.valid_from > today();
+      $("submit-review").disabled = entry.busy || entry.dirty || status !== "draft";
+      // Two people see every change: the author of a revision may not approve it.
+      const own = status === "in_review" && M.user() && newest.author === M.user().name;
+      $("approve").disabled = entry.busy || entry.dirty || status !== "in_review" || own;
+      $("approve").textContent = status === "in_review" && scheduled
+        ? "承認して予約公開（" + newest.valid_from + " から）"
+        : "承認して公開";
+      $("archive").disabled = entry.busy || !entry.revisions.some((r) => r.status === "published");
+      $("save-draft").setAttribute("aria-disabled", String(entry.busy || entry.key === null));
+      form.setAttribute("aria-busy", String(entry.busy));
+      let note = "";
+      if (entry.key === "") note = "新しいエントリは、まず下書き保存してください。";
+      else if (entry.dirty && (status === "draft" || status === "in_review")) {
+        note = "保存していない変更があります。確認の依頼や承認の前に、下書き保存してください。";
+      } else if (own) {
+        note = "この版はご自身が作成したものです。承認は別の編集者が行います。";
+      }
+      $("action-note").textContent = note;
+    }
+
+    // ---- field errors
+
+    function clearErrors() {
+      for (const name of FORM_FIELDS) {
+        field(name).removeAttribute("aria-invalid");
+        $("err-" + name).textContent = "";
+      }
+      const summary = $("form-errors");
+      summary.hidden = true;
+      summary.replaceChildren();
+    }
+
+    function clearFieldError(name) {
       field(name).removeAttribute("aria-invalid");
       $("err-" + name).textContent = "";
     }
-    const summary = $("form-errors");
-    summary.hidden = true;
-    summary.replaceChildren();
-  }
 
-  function clearFieldError(name) {
-    field(name).removeAttribute("aria-invalid");
-    $("err-" + name).textContent = "";
-  }
-
-  // Each problem under its field, a summary above the form, focus on the first field.
-  function showFieldErrors(problems) {
-    clearErrors();
-    const byField = new Map();
-    for (const p of problems) {
-      const name = FORM_FIELDS.includes(p.field) ? p.field : null;
-      if (!byField.has(name)) byField.set(name, []);
-      byField.get(name).push(p.message);
-    }
-    for (const [name, messages] of byField) {
-      if (name === null) continue;
-      field(name).setAttribute("aria-invalid", "true");
-      $("err-" + name).textContent = messages.join("\n");
-    }
-    const items = [];
-    for (const name of [...FORM_FIELDS, null]) {
-      for (const message of byField.get(name) || []) {
-        const label = name ? FIELD_LABELS[name] + "：" : "";
-        items.push(el("li", {}, name
-          ? el("button", { type: "button", className: "link", onclick: () => field(name).focus() },
-            label + message)
-          : message));
-      }
-    }
-    const summary = $("form-errors");
-    summary.append(
-      el("p", {}, "入力内容に" + items.length + "件の問題があります。各項目の説明に従って直してください。"),
-      el("ul", {}, items));
-    summary.hidden = false;
-    const first = FORM_FIELDS.find((name) => byField.has(name));
-    if (first) field(first).focus();
-    else summary.focus();
-  }
-
-  function problemsFrom(error, prefix) {
-    return error.problems.map((p) => ({ field: fieldOf(p, prefix), message: p.message }));
-  }
-
-  // ---------------------------------------------------------------- workflow actions
-
-  // Runs one step with the form marked busy; errors go to the message, the form's
-  // content stays as typed.
-  async function step(run) {
-    if (entry.busy) return;
-    entry.busy = true;
-    updateActions();
-    try {
-      await run();
-    } catch (error) {
-      say($("entry-message"), errorText(error), true);
-      if (error.status === 409 && entry.key) {
-        // Someone else moved the entry on: show where it is now.
-        try { await reloadEntry(); } catch (ignored) { /* the message above says enough */ }
-      }
-    } finally {
-      entry.busy = false;
-      updateActions();
-      const focused = document.activeElement;
-      if (!focused || focused === document.body || focused.disabled) $("entry-message").focus();
-    }
-  }
-
-  function saveDraft(event) {
-    event.preventDefault();
-    if (entry.key === null) return;
-    step(async () => {
-      const content = readForm();
-      const isNew = entry.key === "";
-      const before = latest();
-      say($("entry-message"), "保存しています…");
+    // Each problem under its field, a summary above the form, focus on the first field.
+    function showFieldErrors(problems) {
       clearErrors();
-      let saved;
-      try {
-        // ?new=true: the server refuses an id that is already used (in the same
-        // transaction as the save), so a new entry never adds a revision to another.
-        saved = await M.api("POST", "/api/entries" + (isNew ? "?new=true" : ""), content);
-      } catch (error) {
-        if (!Array.isArray(error.detail)) throw error;
-        say($("entry-message"), "保存できませんでした。入力内容を確認してください。", true);
-        showFieldErrors(problemsFrom(error, ["body"]));
-        return;
+      const byField = new Map();
+      for (const p of problems) {
+        const name = FORM_FIELDS.includes(p.field) ? p.field : null;
+        if (!byField.has(name)) byField.set(name, []);
+        byField.get(name).push(p.message);
       }
+      for (const [name, messages] of byField) {
+        if (name === null) continue;
+        field(name).setAttribute("aria-invalid", "true");
+        $("err-" + name).textContent = messages.join("\n");
+      }
+      const items = [];
+      for (const name of [...FORM_FIELDS, null]) {
+        for (const message of byField.get(name) || []) {
+          const label = name ? FIELD_LABELS[name] + "：" : "";
+          items.push(el("li", {}, name
+            ? el("button", { type: "button", className: "link", onclick: () => field(name).focus() },
+              label + message)
+            : message));
+        }
+      }
+      const summary = $("form-errors");
+      summary.append(
+        el("p", {}, "入力内容に" + items.length + "件の問題があります。各項目の説明に従って直してください。"),
+        el("ul", {}, items));
+      summary.hidden = false;
+      const first = FORM_FIELDS.find((name) => byField.has(name));
+      if (first) field(first).focus();
+      else summary.focus();
+    }
+
+    function problemsFrom(error, prefix) {
+      return error.problems.map((p) => ({ field: fieldOf(p, prefix), message: p.message }));
+    }
+
+    // ---- workflow actions
+
+    // Runs one step with the form marked busy; errors go to the message, the form's
+    // content stays as typed.
+    async function step(run) {
+      if (entry.busy) return;
+      entry.busy = true;
+      updateActions();
+      try {
+        await run();
+      } catch (error) {
+        say($("entry-message"), errorText(error), true);
+        if (error.status === 409 && entry.key) {
+          // Someone else moved the entry on: show where it is now.
+          try { await reloadEntry(); } catch (ignored) { /* the message above says enough */ }
+        }
+      } finally {
+        entry.busy = false;
+        updateActions();
+        const focused = document.activeElement;
+        if (!focused || focused === document.body || focused.disabled) $("entry-message").focus();
+      }
+    }
+
+    function saveDraft(event) {
+      event.preventDefault();
+      if (entry.key === null) return;
+      step(async () => {
+        const content = readForm();
+        const isNew = entry.key === "";
+        const before = latest();
+        say($("entry-message"), "保存しています…");
+        clearErrors();
+        let saved;
+        try {
+          // ?new=true: the server refuses an id that is already used (in the same
+          // transaction as the save), so a new entry never adds a revision to another.
+          saved = await M.api("POST", "/api/entries" + (isNew ? "?new=true" : ""), content);
+        } catch (error) {
+          if (!Array.isArray(error.detail)) throw error;
+          say($("entry-message"), "保存できませんでした。入力内容を確認してください。", true);
+          showFieldErrors(problemsFrom(error, ["body"]));
+          return;
+        }
+        unsaved.delete(entry.key);
+        $("unsaved-notice").hidden = true;
+        const message = before && saved.revision === before.revision
+          ? "内容に変更がないため、新しい版は作られませんでした（第" + saved.revision + "版のままです）。"
+          : "下書きを保存しました（第" + saved.revision + "版）。公開するには「確認を依頼」してください。";
+        if (isNew) {
+          entry.dirty = false;
+          entry.key = null; // nothing left to stash when the URL changes
+          entry.flash = message;
+          location.hash = entryHash(saved.entry_id);
+          return;
+        }
+        entry.dirty = false;
+        await reloadEntry(message);
+      });
+    }
+
+    function submitReview() {
+      const newest = latest();
+      step(async () => {
+        say($("entry-message"), "確認を依頼しています…");
+        await M.api("POST", revisionUrl(newest) + "/submit");
+        await reloadEntry("第" + newest.revision + "版の確認を依頼しました。別の編集者が承認すると公開されます。");
+      });
+    }
+
+    function approve() {
+      const newest = latest();
+      const scheduled = newest.valid_from && newest.valid_from > today();
+      step(async () => {
+        say($("entry-message"), "公開しています…");
+        await M.api("POST", revisionUrl(newest) + "/approve");
+        await reloadEntry(scheduled
+          ? "第" + newest.revision + "版を承認しました。" + newest.valid_from + " から住民への回答に使われます。"
+          : "第" + newest.revision + "版を承認し、公開しました。");
+      });
+    }
+
+    function revisionUrl(revision) {
+      return "/api/entries/" + encodeURIComponent(revision.entry_id) + "/revisions/" + revision.revision;
+    }
+
+    async function archive() {
+      $("archive-reason").value = "";
+      if (!(await ask($("archive-dialog")))) return;
+      const reason = $("archive-reason").value.trim();
+      step(async () => {
+        say($("entry-message"), "公開を停止しています…");
+        await M.api("POST", "/api/entries/" + encodeURIComponent(entry.key) + "/archive", { reason });
+        await reloadEntry("公開を停止しました。このエントリは住民への回答に使われません。");
+      });
+    }
+
+    async function rollback(number) {
+      const ok = await confirmDialog(
+        "第" + number + "版に戻します",
+        "第" + number + "版の内容を新しい版として公開し、住民への回答に使います。今の版は履歴に残ります。",
+        "第" + number + "版に戻す",
+      );
+      if (!ok) return;
+      step(async () => {
+        say($("entry-message"), "元に戻しています…");
+        const restored = await M.api("POST", "/api/entries/" + encodeURIComponent(entry.key) + "/rollback",
+          { to_revision: number });
+        await reloadEntry("第" + number + "版の内容を、第" + restored.revision + "版として公開しました。" +
+          (entry.dirty ? "編集中の内容は、そのまま残しています。" : ""));
+      });
+    }
+
+    function discardChanges() {
       unsaved.delete(entry.key);
       $("unsaved-notice").hidden = true;
-      const message = before && saved.revision === before.revision
-        ? "内容に変更がないため、新しい版は作られませんでした（第" + saved.revision + "版のままです）。"
-        : "下書きを保存しました（第" + saved.revision + "版）。公開するには「確認を依頼」してください。";
-      if (isNew) {
-        entry.dirty = false;
-        entry.key = null; // nothing left to stash when the URL changes
-        entry.flash = message;
-        location.hash = entryHash(saved.entry_id);
-        return;
-      }
-      entry.dirty = false;
-      await reloadEntry(message);
-    });
-  }
-
-  function submitReview() {
-    const newest = latest();
-    step(async () => {
-      say($("entry-message"), "確認を依頼しています…");
-      await M.api("POST", revisionUrl(newest) + "/submit");
-      await reloadEntry("第" + newest.revision + "版の確認を依頼しました。別の編集者が承認すると公開されます。");
-    });
-  }
-
-  function approve() {
-    const newest = latest();
-    const scheduled = newest.valid_from && newest.valid_from > today();
-    step(async () => {
-      say($("entry-message"), "公開しています…");
-      await M.api("POST", revisionUrl(newest) + "/approve");
-      await reloadEntry(scheduled
-        ? "第" + newest.revision + "版を承認しました。" + newest.valid_from + " から住民への回答に使われます。"
-        : "第" + newest.revision + "版を承認し、公開しました。");
-    });
-  }
-
-  function revisionUrl(revision) {
-    return "/api/entries/" + encodeURIComponent(revision.entry_id) + "/revisions/" + revision.revision;
-  }
-
-  async function archive() {
-    $("archive-reason").value = "";
-    if (!(await ask($("archive-dialog")))) return;
-    const reason = $("archive-reason").value.trim();
-    step(async () => {
-      say($("entry-message"), "公開を停止しています…");
-      await M.api("POST", "/api/entries/" + encodeURIComponent(entry.key) + "/archive", { reason });
-      await reloadEntry("公開を停止しました。このエントリは住民への回答に使われません。");
-    });
-  }
-
-  async function rollback(number) {
-    const ok = await confirmDialog(
-      "第" + number + "版に戻します",
-      "第" + number + "版の内容を新しい版として公開し、住民への回答に使います。今の版は履歴に残ります。",
-      "第" + number + "版に戻す",
-    );
-    if (!ok) return;
-    step(async () => {
-      say($("entry-message"), "元に戻しています…");
-      const restored = await M.api("POST", "/api/entries/" + encodeURIComponent(entry.key) + "/rollback",
-        { to_revision: number });
-      await reloadEntry("第" + number + "版の内容を、第" + restored.revision + "版として公開しました。" +
-        (entry.dirty ? "編集中の内容は、そのまま残しています。" : ""));
-    });
-  }
-
-  function discardChanges() {
-    unsaved.delete(entry.key);
-    $("unsaved-notice").hidden = true;
-    const newest = latest();
-    fillForm(newest ? contentOf(newest) : normalize({}));
-    clearErrors();
-    checkDirty();
-    say($("entry-message"), "保存済みの内容に戻しました。");
-    field("title").focus();
-  }
-
-  // ---------------------------------------------------------------- preview
-
-  async function runPreview(event) {
-    event.preventDefault();
-    const questions = lines($("preview-questions").value);
-    const error = $("preview-error");
-    error.textContent = "";
-    $("preview-questions").removeAttribute("aria-invalid");
-    if (!questions.length || questions.length > MAX_PREVIEW_QUESTIONS) {
-      error.textContent = questions.length
-        ? "一度に試せる質問は" + MAX_PREVIEW_QUESTIONS + "件までです。"
-        : "試す質問を1行に1つ入力してください。";
-      $("preview-questions").setAttribute("aria-invalid", "true");
-      $("preview-questions").focus();
-      return;
-    }
-    const body = { questions, draft: readForm() };
-    if ($("preview-as-of").value) body.as_of = $("preview-as-of").value;
-    const button = $("preview-run");
-    if (button.getAttribute("aria-disabled") === "true") return;
-    button.setAttribute("aria-disabled", "true");
-    $("preview-results").setAttribute("aria-busy", "true");
-    say($("preview-status"), "プレビューを作成しています…");
-    try {
-      const data = await M.api("POST", "/api/preview", body);
+      const newest = latest();
+      fillForm(newest ? contentOf(newest) : normalize({}));
       clearErrors();
-      renderPreview(data);
-    } catch (failure) {
-      if (Array.isArray(failure.detail)) showPreviewProblems(failure.problems);
-      else say($("preview-status"), errorText(failure), true);
-    } finally {
-      button.removeAttribute("aria-disabled");
-      $("preview-results").removeAttribute("aria-busy");
+      checkDirty();
+      say($("entry-message"), "保存済みの内容に戻しました。");
+      field("title").focus();
     }
-  }
 
-  // Problems with the draft go under its fields; the rest (questions, date) under the preview.
-  function showPreviewProblems(problems) {
-    const forDraft = [];
-    const forPreview = [];
-    for (const p of problems) {
-      const loc = Array.isArray(p.loc) ? p.loc : [];
-      if (p.field || loc[1] === "draft") {
-        forDraft.push({ field: fieldOf(p, ["body", "draft"]), message: p.message });
-      } else forPreview.push(p.message);
-    }
-    say($("preview-status"), "プレビューできませんでした。入力内容を確認してください。", true);
-    $("preview-error").textContent = forPreview.join("\n");
-    if (forPreview.length) $("preview-questions").setAttribute("aria-invalid", "true");
-    if (forDraft.length) showFieldErrors(forDraft);
-  }
-
-  function outcomeKey(outcome) {
-    return outcome ? [outcome.decision, outcome.entry_id, outcome.text].join("\u0000") : "";
-  }
-
-  // The sentences of an answer (split after 。！？ and at line ends), to mark what changed.
-  function sentences(text) {
-    return String(text || "").split(/\n+|(?<=[。！？])/).map((s) => s.trim()).filter(Boolean);
-  }
-
-  function onlyIn(text, other, tag) {
-    const theirs = new Set(sentences(other));
-    const only = sentences(text).filter((s) => !theirs.has(s));
-    if (!only.length) return "（なし）";
-    return el("ul", { className: "changed-sentences" }, only.map((s) => el("li", {}, el(tag, {}, s))));
-  }
-
-  // Under two whole answers, the sentences that differ: removed now, added by the draft.
-  function sentenceRow(now, draft) {
-    if (!draft || !now.text || !draft.text || now.text === draft.text) return null;
-    return el("tr", { className: "changed sentences" },
-      el("th", { scope: "row" }, "変わった文"),
-      el("td", {}, el("span", { className: "vh" }, "削除される文："), onlyIn(now.text, draft.text, "del")),
-      el("td", {}, el("span", { className: "vh" }, "追加される文："), onlyIn(draft.text, now.text, "ins")));
-  }
-
-  function renderPreview(data) {
-    let changed = 0;
-    const tables = data.results.map((result, index) => {
-      const now = result.now;
-      const draft = result.with_draft;
-      const differs = draft !== null && outcomeKey(now) !== outcomeKey(draft);
-      if (differs) changed += 1;
-      const captionId = "preview-caption-" + index;
-      const row = (label, cell, same) => {
-        const isChanged = draft !== null && !same;
-        return el("tr", { className: isChanged ? "changed" : "" },
-          el("th", { scope: "row" }, label, isChanged ? el("span", { className: "change-mark" }, "変更") : null),
-          el("td", {}, cell(now)),
-          el("td", {}, draft ? cell(draft) : "（下書きなし）"));
-      };
-      const same = (key) => !draft || (now[key] || null) === (draft[key] || null);
-      return el("div", { className: "table-wrap" + (differs ? " differs" : ""), role: "region",
-        tabindex: "0", "aria-labelledby": captionId },
-      el("table", { className: "preview-table" },
-        el("caption", { id: captionId }, "「" + result.question + "」",
-          differs ? el("span", { className: "badge changed-badge" }, "回答が変わります") : null),
-        el("thead", {}, el("tr", {},
-          el("td", {}),
-          el("th", { scope: "col" }, "現在"),
-          el("th", { scope: "col" }, "この下書きでは"))),
-        el("tbody", {},
-          row("判定", (o) => DECISION_LABELS[o.decision] || o.decision, same("decision")),
-          row("エントリ", outcomeEntry, !draft || entrySignature(now) === entrySignature(draft)),
-          row("確信度", (o) => M.scoreText(o.confidence, 2), true),
-          row("回答文", (o) => (o.text ? rendered(o.text) : "（回答文なし）"), same("text")),
-          sentenceRow(now, draft))));
-    });
-    $("preview-results").replaceChildren(
-      el("p", { className: "preview-as-of" }, "基準日：" + data.as_of),
-      ...tables);
-    say($("preview-status"), data.results.length + "件の質問のうち、" +
-      (changed ? changed + "件で回答が変わります。" : "回答が変わるものはありません。"));
-  }
-
-  // Which entry (or candidate titles) an outcome shows; scores and revisions aside.
-  function entrySignature(outcome) {
-    return JSON.stringify([outcome.entry_id, outcome.title, (outcome.candidates || []).map((c) => c.title)]);
-  }
-
-  function outcomeEntry(outcome) {
-    if (outcome.decision === "clarify" && outcome.candidates && outcome.candidates.length) {
-      return el("ul", { className: "candidates" },
-        outcome.candidates.map((c) => el("li", {}, c.title)));
-    }
-    if (!outcome.title) return "—";
-    // Revision 0 stands for the unsaved draft.
-    const which = outcome.revision === 0 ? "（この下書き）"
-      : outcome.revision ? "（第" + outcome.revision + "版）" : "";
-    return outcome.title + which;
-  }
-
-  // ---------------------------------------------------------------- history
-
-  const EQUAL_CONTEXT = 2; // unchanged lines kept visible next to a change
-
-  // Who did it, by display name (the server's names; 「管理者（コマンド）」 for the CLI).
-  function personName(actor) {
-    return actor ? entry.names[actor] || actor : "";
-  }
-
-  function renderHistory() {
-    const live = inForce(entry.revisions, today());
-    const items = [...entry.revisions].reverse().map((r) => {
-      const meta = [
-        ["作成", [personName(r.author), M.when(r.created_at)].filter(Boolean).join("・")],
-        ["承認", [personName(r.reviewer), M.when(r.published_at)].filter(Boolean).join("・")],
-        ["施行日", r.valid_from],
-        ["終了日", r.valid_until],
-      ].filter(([, value]) => value);
-      const canRestore = (r.status === "published" || r.status === "archived") &&
-        !(live && live.revision === r.revision);
-      return el("li", { className: "revision" },
-        el("h4", {}, "第" + r.revision + "版 ", historyBadge(r, live),
-          live && live.revision === r.revision ? el("span", { className: "in-force" }, "回答に使用中") : null),
-        el("dl", { className: "meta" }, meta.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)])),
-        renderDiff(r.diff || []),
-        canRestore
-          ? el("button", { type: "button", className: "rollback secondary",
-            dataset: { revision: String(r.revision) } }, "この版に戻す")
-          : null);
-    });
-    $("history-body").replaceChildren(
-      el("ol", { className: "revisions" }, items),
-      renderAudit());
-  }
-
-  function renderDiff(fields) {
-    if (!fields.length) return el("p", { className: "hint" }, "内容の変更はありません。");
-    return el("ul", { className: "diff" }, fields.map((f) =>
-      el("li", {},
-        el("p", { className: "diff-field" }, FIELD_LABELS[f.field] || f.field),
-        diffLines(f.lines || []))));
-  }
-
-  // Changed lines with a little unchanged context; long unchanged runs fold away.
-  function diffLines(all) {
-    const box = el("div", { className: "diff-lines" });
-    let i = 0;
-    while (i < all.length) {
-      if (all[i].op !== "equal") {
-        box.append(diffLine(all[i]));
-        i += 1;
-        continue;
+    // A new entry started with this content (from the unanswered queue); a new entry not
+    // yet saved is kept unless the editor agrees to replace it.
+    async function startNew(content) {
+      if (unsaved.has("")) {
+        const ok = await confirmDialog(
+          "作成中の新規エントリがあります",
+          "保存していない新規エントリの内容を、この質問からの下書きに置き換えます。",
+          "置き換える",
+        );
+        if (!ok) return;
+        unsaved.delete("");
       }
-      let j = i;
-      while (j < all.length && all[j].op === "equal") j += 1;
-      const run = all.slice(i, j);
-      const head = i === 0 ? 0 : EQUAL_CONTEXT;
-      const tail = j === all.length ? 0 : EQUAL_CONTEXT;
-      if (run.length > head + tail + 1) {
-        const folded = run.slice(head, run.length - tail);
-        box.append(
-          ...run.slice(0, head).map(diffLine),
-          el("details", { className: "diff-fold" },
-            el("summary", {}, "変更のない" + folded.length + "行"),
-            ...folded.map(diffLine)),
-          ...run.slice(run.length - tail).map(diffLine));
-      } else {
-        box.append(...run.map(diffLine));
+      prefill = normalize(content);
+      location.hash = "#new";
+    }
+
+    form.addEventListener("submit", saveDraft);
+    form.addEventListener("input", (event) => {
+      const name = event.target.id.replace(/^f-/, "");
+      if (FORM_FIELDS.includes(name) && event.target.getAttribute("aria-invalid")) clearFieldError(name);
+      if (name === "answer") countAnswer();
+      checkDirty();
+    });
+    $("submit-review").addEventListener("click", submitReview);
+    $("approve").addEventListener("click", approve);
+    $("archive").addEventListener("click", archive);
+    $("discard-changes").addEventListener("click", discardChanges);
+    window.addEventListener("beforeunload", (event) => {
+      if (entry.dirty || unsaved.size) {
+        event.preventDefault();
+        event.returnValue = "";
       }
-      i = j;
-    }
-    return box;
-  }
-
-  function diffLine(line) {
-    if (line.op === "delete") {
-      return el("div", { className: "line delete" }, el("span", { className: "vh" }, "削除："),
-        el("del", {}, line.text));
-    }
-    if (line.op === "insert") {
-      return el("div", { className: "line insert" }, el("span", { className: "vh" }, "追加："),
-        el("ins", {}, line.text));
-    }
-    return el("div", { className: "line equal" }, line.text);
-  }
-
-  function actionLabel(action) {
-    const back = /^rollback_to_(\d+)$/.exec(action);
-    if (back) return "第" + back[1] + "版に戻す";
-    return ACTION_LABELS[action] || action;
-  }
-
-  function renderAudit() {
-    const events = [...entry.audit].sort((a, b) => String(b.at).localeCompare(String(a.at)));
-    const rows = events.map((e) =>
-      el("tr", {},
-        el("td", {}, M.when(e.at)),
-        el("td", {}, personName(e.actor)),
-        el("td", {}, actionLabel(e.action)),
-        el("td", {}, e.revision ? "第" + e.revision + "版" : "—"),
-        el("td", {}, e.detail && e.detail.reason ? "理由：" + e.detail.reason : "")));
-    return el("details", { className: "audit" },
-      el("summary", {}, "操作記録（" + events.length + "件）"),
-      el("div", { className: "table-wrap", role: "region", tabindex: "0", "aria-label": "操作記録" },
-        el("table", {},
-          el("caption", { className: "vh" }, "操作記録"),
-          el("thead", {}, el("tr", {},
-            ["日時", "操作者", "操作", "版", "詳細"].map((h) => el("th", { scope: "col" }, h)))),
-          el("tbody", {}, rows))));
+    });
+    return { open, openNew, stash, startNew };
   }
 
   // ---------------------------------------------------------------- 3. unanswered
 
   // The 「未回答の質問」 view: what residents asked that was not answered, grouped;
-  // hooks.draft(group) starts a new entry from a group.
+  // hooks.draft({title, questions}) starts a new entry from a group.
   function createUnanswered(hooks) {
     const list = $("unanswered-groups");
     const status = $("unanswered-status");
@@ -1049,34 +1137,24 @@
                 [KIND_LABELS[item.kind] || item.kind, M.when(item.at),
                   item.ticket_id ? "受付番号 " + item.ticket_id : ""].filter(Boolean).join("・")))))),
         el("button", { type: "button", className: "new-draft secondary", "aria-describedby": headingId,
-          onclick: () => hooks.draft(group) }, "この質問から下書きを作成"));
+          onclick: () => hooks.draft(draftOf(group)) }, "この質問から下書きを作成"));
+    }
+
+    // A new entry's title (the group's representative question, cut to 40 characters)
+    // and its questions (what residents asked, each once).
+    function draftOf(group) {
+      const texts = [];
+      for (const item of group.items || []) {
+        const text = String(item.text || "").replace(/\s+/g, " ").trim();
+        if (text && !texts.includes(text)) texts.push(text);
+      }
+      const title = Array.from(String(group.representative || "").replace(/\s+/g, " ").trim())
+        .slice(0, 40).join("");
+      return { title, questions: texts.length ? texts : [title] };
     }
 
     days.addEventListener("change", load);
     return { load };
-  }
-
-  // A new entry started from an unanswered group (kept unless the editor agrees to
-  // replace a new entry not yet saved).
-  async function draftFromGroup(group) {
-    if (unsaved.has("")) {
-      const ok = await confirmDialog(
-        "作成中の新規エントリがあります",
-        "保存していない新規エントリの内容を、この質問からの下書きに置き換えます。",
-        "置き換える",
-      );
-      if (!ok) return;
-      unsaved.delete("");
-    }
-    const texts = [];
-    for (const item of group.items || []) {
-      const text = String(item.text || "").replace(/\s+/g, " ").trim();
-      if (text && !texts.includes(text)) texts.push(text);
-    }
-    const title = Array.from(String(group.representative || "").replace(/\s+/g, " ").trim())
-      .slice(0, 40).join("");
-    prefill = normalize({ title, questions: texts.length ? texts : [title] });
-    location.hash = "#new";
   }
 
   // ---------------------------------------------------------------- 4. suggestions
@@ -1336,31 +1414,6 @@
 
   // ---------------------------------------------------------------- start
 
-  function wireEntry() {
-    form.addEventListener("submit", saveDraft);
-    form.addEventListener("input", (event) => {
-      const name = event.target.id.replace(/^f-/, "");
-      if (FORM_FIELDS.includes(name) && event.target.getAttribute("aria-invalid")) clearFieldError(name);
-      if (name === "answer") countAnswer();
-      checkDirty();
-    });
-    $("submit-review").addEventListener("click", submitReview);
-    $("approve").addEventListener("click", approve);
-    $("archive").addEventListener("click", archive);
-    $("discard-changes").addEventListener("click", discardChanges);
-    $("preview-form").addEventListener("submit", runPreview);
-    $("history").addEventListener("click", (event) => {
-      const button = event.target.closest("button.rollback");
-      if (button) rollback(Number(button.dataset.revision));
-    });
-    window.addEventListener("beforeunload", (event) => {
-      if (entry.dirty || unsaved.size) {
-        event.preventDefault();
-        event.returnValue = "";
-      }
-    });
-  }
-
   async function start() {
     const notice = $("page-message");
     try {
@@ -1371,15 +1424,15 @@
     }
     notice.hidden = true;
     $("views-nav").hidden = false;
-    wireList();
-    wireEntry();
-    unanswered = createUnanswered({ draft: draftFromGroup });
+    entryList = createList();
+    entryView = createEntry();
+    unanswered = createUnanswered({ draft: entryView.startNew });
     suggestions = createSuggestions();
     window.addEventListener("hashchange", () => route(true));
     route(false);
     // The filters and the form's suggestions need the categories even if the editor
     // starts on another view.
-    if (current.view !== "list") loadList();
+    if (current.view !== "list") entryList.load();
   }
 
   start();
