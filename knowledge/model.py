@@ -151,7 +151,9 @@ def has_control_characters(text: str) -> bool:
     """Control characters other than line breaks and tabs, and invisible formatting
     characters (bidirectional controls, zero-width characters): never wanted in typed
     text, and able to make a text read differently from what it holds."""
-    return any((ord(ch) < 32 and ch not in "\n\t") or ch in _INVISIBLE for ch in text)
+    return any(
+        (ord(ch) < 32 and ch not in "\n\t") or ch == "\x7f" or ch in _INVISIBLE for ch in text
+    )
 
 
 def has_lone_surrogates(text: str) -> bool:
@@ -203,6 +205,50 @@ def has_html(text: str) -> bool:
     """An HTML tag (or comment, or declaration): refused in every text field and reply,
     so no page has to trust its escaping alone."""
     return _HTML_TAG.search(text) is not None
+
+
+def checked_text(
+    text: Any,
+    *,
+    error: type[KnowledgeError],
+    prefix: str,
+    field: str,
+    name: str,
+    limit: int,
+    one_line: bool = False,
+) -> str:
+    """Free text a person typed (a staff reply or note, a suggested wording, a reason)
+    as it may be stored: checked in one order (empty, control or invisible characters,
+    length, HTML), each refusal an ``error`` with the code ``{prefix}.{kind}`` and
+    ``field``. ``name`` is what the English text calls it. A ``one_line`` text has its
+    whitespace folded into single spaces; another keeps its line breaks (CRLF read as
+    LF) and loses the spaces around it. Masking personal data is the caller's."""
+    if not isinstance(text, str) or not text.strip():
+        raise error(f"{name} must not be empty", code=f"{prefix}.empty", field=field)
+    text = text.replace("\r\n", "\n").strip()
+    if has_lone_surrogates(text) or has_control_characters(text):
+        raise error(
+            f"{name} must not contain control characters or invisible formatting characters",
+            code=f"{prefix}.control_characters",
+            field=field,
+        )
+    if one_line:
+        text = " ".join(text.split())
+    if len(text) > limit:
+        raise error(
+            f"{name} is {len(text)} characters; the limit is {limit}",
+            code=f"{prefix}.too_long",
+            field=field,
+            length=len(text),
+            limit=limit,
+        )
+    if has_html(text):
+        raise error(
+            f"{name} must not contain HTML tags; write plain text",
+            code=f"{prefix}.html",
+            field=field,
+        )
+    return text
 
 
 def question_key(question: str) -> str:

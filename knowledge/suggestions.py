@@ -24,10 +24,8 @@ from knowledge.errors import KnowledgeError
 from knowledge.model import (
     Entry,
     EntryNotFound,
+    checked_text,
     entry_from_mapping,
-    has_control_characters,
-    has_html,
-    has_lone_surrogates,
     question_key,
 )
 from knowledge.privacy import mask_personal_data
@@ -136,29 +134,10 @@ class SuggestionGroup:
 def clean_text(text: Any, field: str = "text", limit: int = MAX_SUGGESTION_CHARS) -> str:
     """``text`` as a suggestion stores it: one line, checked, personal data masked."""
     name = {"text": "the wording", "reason": "the reason"}[field]
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidSuggestion(f"{name} must not be empty", code="suggestion.empty", field=field)
-    if has_lone_surrogates(text) or has_control_characters(text.replace("\r", "")):
-        raise InvalidSuggestion(
-            f"{name} must not contain control characters or invisible formatting characters",
-            code="suggestion.control_characters",
-            field=field,
-        )
-    text = " ".join(text.split())
-    if len(text) > limit:
-        raise InvalidSuggestion(
-            f"{name} is {len(text)} characters; the limit is {limit}",
-            code="suggestion.too_long",
-            field=field,
-            length=len(text),
-            limit=limit,
-        )
-    if has_html(text):
-        raise InvalidSuggestion(
-            f"{name} must not contain HTML tags; write plain text",
-            code="suggestion.html",
-            field=field,
-        )
+    text = checked_text(
+        text, error=InvalidSuggestion, prefix="suggestion", field=field, name=name,
+        limit=limit, one_line=True,
+    )  # fmt: skip
     masked = mask_personal_data(text)
     if field == "text" and not question_key(masked):
         # Only punctuation or spaces: no phrasing to match.

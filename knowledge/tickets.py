@@ -15,7 +15,7 @@ from typing import Any
 import sqlite_utils
 
 from knowledge.inquiries import failed_question
-from knowledge.model import KnowledgeError, has_control_characters, has_html
+from knowledge.model import KnowledgeError, checked_text
 from knowledge.privacy import clean_page, mask_found, mask_personal_data, mask_turns
 from knowledge.store import now_iso, record_audit, write_transaction
 
@@ -181,27 +181,9 @@ def _checked_text(text: str, field: str) -> tuple[str, list[str]]:
     """Staff text (``field``: text, the reply, or note) as it may be stored and sent:
     checked, personal numbers masked (the kinds masked come back too)."""
     what = {"text": "the reply", "note": "the note"}[field]
-    text = text.strip()
-    if not text:
-        raise InvalidReply(f"{what} must not be empty", code="reply.empty", field=field)
-    if len(text) > MAX_REPLY_CHARS:
-        raise InvalidReply(
-            f"{what} is {len(text)} characters; the limit is {MAX_REPLY_CHARS}",
-            code="reply.too_long",
-            field=field,
-            length=len(text),
-            limit=MAX_REPLY_CHARS,
-        )
-    if has_control_characters(text):
-        raise InvalidReply(
-            f"{what} must not contain control characters or invisible formatting characters",
-            code="reply.control_characters",
-            field=field,
-        )
-    if has_html(text):
-        raise InvalidReply(
-            f"{what} must not contain HTML tags; write plain text", code="reply.html", field=field
-        )
+    text = checked_text(
+        text, error=InvalidReply, prefix="reply", field=field, name=what, limit=MAX_REPLY_CHARS
+    )
     return mask_found(text)
 
 

@@ -481,6 +481,8 @@ def test_every_code_is_used_in_the_code_and_reached_by_a_test():
     built = {"text.lone_surrogate", "text.control_characters"}  # f"text.{kind}"
     built |= {"item.lone_surrogate", "item.control_characters"}  # f"item.{kind}"
     built |= {"request.string_unicode", "request.string_too_long", "request.missing"}
+    kinds = ("empty", "control_characters", "too_long", "html")  # model.checked_text
+    built |= {f"{prefix}.{kind}" for prefix in ("reply", "suggestion") for kind in kinds}
     for code in MESSAGES:
         assert code in built or f'"{code}"' in source, f"{code} is raised nowhere"
     this = Path(__file__).read_text()

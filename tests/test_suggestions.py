@@ -97,6 +97,8 @@ def test_a_phrasing_the_entry_already_has_is_not_suggested(db):
         ("あ" * 201, "suggestion.too_long"),
         ("粗大ごみ\x00", "suggestion.control_characters"),
         ("粗大ごみ\u202e", "suggestion.control_characters"),
+        ("粗大ごみ\x7f", "suggestion.control_characters"),
+        ("粗大ごみ\ud800", "suggestion.control_characters"),
         ("<b>粗大ごみ</b>", "suggestion.html"),
     ],
 )

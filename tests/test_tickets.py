@@ -138,6 +138,9 @@ def test_a_reply_claims_an_unclaimed_ticket(settings):
         ("   ", "must not be empty"),
         ("あ" * 2001, "limit is 2000"),
         ("ベル\x07", "control characters"),
+        ("削除\x7f", "control characters"),
+        ("改行\r\n\u200b", "control characters"),
+        ("<b>至急</b>", "HTML tags"),
     ],
 )
 def test_an_invalid_reply_is_refused_and_changes_nothing(settings, text, problem):
@@ -147,6 +150,14 @@ def test_an_invalid_reply_is_refused_and_changes_nothing(settings, text, problem
         reply_to_ticket(db, ticket.id, "sato", text)
     assert get_ticket(db, ticket.id) == ticket
     assert messages_for(db, "s-3") == [] and audit_log(db) == []
+
+
+def test_a_reply_typed_with_windows_line_breaks_keeps_them_as_line_breaks(settings):
+    # A form posted from Windows sends CRLF: the reply is the same text with LF.
+    db = open_db(settings.database_path)
+    ticket = handed_off(db)
+    replied = reply_to_ticket(db, ticket.id, "sato", "お待たせしました。\r\n保険年金課です。\r\n")
+    assert replied.transcript[-1]["text"] == "お待たせしました。\n保険年金課です。"
 
 
 def test_a_resolved_ticket_takes_no_more_replies_claims_or_resolutions(settings):
