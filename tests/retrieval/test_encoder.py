@@ -36,3 +36,28 @@ def test_a_directory_built_before_the_package_move_still_loads(tmp_path):
     assert isinstance(legacy[0].tokenizer, SudachiWordTokenizer)
     current = load_encoder(built)
     assert np.array_equal(legacy.encode(QUESTIONS), current.encode(QUESTIONS))
+
+
+def test_a_process_loads_a_model_once_until_its_files_or_settings_change(tmp_path, monkeypatch):
+    from assistant.retrieval.vectors import Encoder, shared_model
+
+    built = built_encoder().parent / "word-vectors"
+    copy = tmp_path / "word-vectors"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("*.safetensors"))
+    (copy / "model.safetensors").symlink_to(built / "model.safetensors")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+    first = Encoder(copy, cache=False)
+    second = Encoder(copy, cache=False)
+    assert second.model is first.model  # two engines, one loaded model
+    assert shared_model(copy) is first.model
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a session is made for its thread count
+    threads = shared_model(copy)
+    assert threads is not first.model
+
+    config = copy / EMBEDDING_CONFIG  # a file of the directory changed: loaded afresh
+    config.write_text(config.read_text(encoding="utf-8") + "\n", "utf-8")
+    changed = Encoder(copy, cache=False)
+    assert changed.model is not threads and changed.model is not first.model
+    assert np.array_equal(changed.model.encode(QUESTIONS), first.model.encode(QUESTIONS))
