@@ -221,11 +221,12 @@ def checked_text(
     as it may be stored: checked in one order (empty, control or invisible characters,
     length, HTML), each refusal an ``error`` with the code ``{prefix}.{kind}`` and
     ``field``. ``name`` is what the English text calls it. A ``one_line`` text has its
-    whitespace folded into single spaces; another keeps its line breaks (CRLF read as
-    LF) and loses the spaces around it. Masking personal data is the caller's."""
+    whitespace folded into single spaces; another keeps its line breaks (CRLF and CR read
+    as LF, as entry text allows them) and loses the spaces around it. Masking personal
+    data is the caller's."""
     if not isinstance(text, str) or not text.strip():
         raise error(f"{name} must not be empty", code=f"{prefix}.empty", field=field)
-    text = text.replace("\r\n", "\n").strip()
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
     if has_lone_surrogates(text) or has_control_characters(text):
         raise error(
             f"{name} must not contain control characters or invisible formatting characters",

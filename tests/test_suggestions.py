@@ -18,6 +18,7 @@ from knowledge.suggestions import (
     SuggestionNotFound,
     UnknownEntry,
     accept,
+    clean_text,
     count_against,
     list_suggestions,
     reject,
@@ -108,6 +109,10 @@ def test_unusable_wordings_are_refused_with_their_code(db, text, code):
     assert error.value.code == code and error.value.params["field"] == "text"
     assert error.value.message == message_for(code, error.value.params)
     assert rows(db) == []
+
+
+def test_a_wording_with_line_breaks_of_any_kind_is_one_line():
+    assert clean_text(" 粗大ごみの\r\n出し方\rと\n料金 ") == "粗大ごみの 出し方 と 料金"
 
 
 def test_only_entries_once_published_take_suggestions(db):

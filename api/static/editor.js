@@ -63,7 +63,6 @@
     "suggestion.accept": "言い回しの候補を採用",
     "suggestion.reject": "言い回しの候補を不採用",
   };
-  const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,79}$/;
   const MAX_ANSWER = 10000;
   const MAX_PREVIEW_QUESTIONS = 20;
 

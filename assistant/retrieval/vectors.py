@@ -96,7 +96,7 @@ def shared_model(path: Path) -> Any:
         try:
             key = _model_key(root)
         except OSError:
-            key = None  # no directory: load_encoder says what is missing
+            key = None  # a path that cannot be listed: load_encoder says what is wrong
         if key in _MODELS:
             _MODELS.move_to_end(key)
             return _MODELS[key]

@@ -44,11 +44,15 @@ ONE_THREAD = {
 
 
 def write_folds(work: Path, folds: int) -> int:
-    """The folds, each as train.yml and test.yml under ``work/fold-N``; returns how many."""
+    """The configuration as ``work/config.yml`` and the folds, each as train.yml and
+    test.yml under ``work/fold-N``; returns how many folds."""
     from rasa.nlu.test import drop_intents_below_freq, generate_folds
     from rasa.shared.importers.importer import TrainingDataImporter
     from rasa.shared.nlu.training_data.formats.rasa_yaml import RasaYAMLWriter
+    from rasa.shared.utils.io import write_yaml
 
+    config = TrainingDataImporter.load_from_dict(config_path=CONFIG).get_config()
+    write_yaml(config, work / "config.yml")
     data = TrainingDataImporter.load_from_dict(training_data_paths=[NLU]).get_nlu_data()
     data = drop_intents_below_freq(data, cutoff=folds)  # as `rasa test nlu` does
     random.seed(SEED)
@@ -64,8 +68,8 @@ def write_folds(work: Path, folds: int) -> int:
 
 
 def run_fold(where: Path) -> None:
-    """Train on ``where/train.yml``, predict ``where/test.yml``; the predictions go to
-    ``where/results.json``."""
+    """Train on ``where/train.yml`` with the configuration beside the folds, predict
+    ``where/test.yml``; the predictions go to ``where/results.json``."""
     import asyncio
 
     import rasa.model_training
@@ -73,12 +77,8 @@ def run_fold(where: Path) -> None:
     from rasa.nlu.test import get_eval_data, remove_empty_intent_examples
     from rasa.shared.importers.importer import TrainingDataImporter
 
-    config = TrainingDataImporter.load_from_dict(config_path=CONFIG).get_config()
-    config_file = where / "config.yml"
-    from rasa.shared.utils.io import write_yaml
-
-    write_yaml(config, config_file)
-    model = rasa.model_training.train_nlu(str(config_file), str(where / "train.yml"), str(where))
+    config = str(where.parent / "config.yml")
+    model = rasa.model_training.train_nlu(config, str(where / "train.yml"), str(where))
     processor = Agent.load(model).processor
     test = TrainingDataImporter.load_from_dict(
         training_data_paths=[str(where / "test.yml")]
@@ -98,9 +98,9 @@ def run_folds(work: Path, count: int) -> None:
     while pending or running:
         while pending and len(running) < parallel:
             where = pending.pop(0)
-            log = open(where / "fold.log", "wb")  # noqa: SIM115 (closed with the process)
             command = [sys.executable, __file__, "--fold", str(where)]
-            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            with open(where / "fold.log", "wb") as log:  # the child keeps its own copy
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
             running.append((where, process, time.monotonic()))
             print(f"fold {where.name}: training", flush=True)
         time.sleep(1)
