@@ -491,6 +491,11 @@ class SuggestionWording(BaseModel):
     revision: int | None = Field(
         default=None, description="Accepted: the draft revision the wording went into."
     )
+    conflict_checked: bool = Field(
+        default=False,
+        description="Open wordings: whether the preview check ran (`conflict` is then "
+        "complete; without it, only an equal phrasing of another entry is found).",
+    )
     conflict: SuggestionConflictPublic | None = Field(
         default=None, description="Open wordings: why accepting it needs care, if it does."
     )
@@ -506,6 +511,12 @@ class SuggestionsPublic(BaseModel):
     data: list[SuggestionGroupPublic]
     count: int = Field(description="How many wordings are listed.")
     counts: dict[str, int] = Field(description="Wordings open, accepted and rejected.")
+
+
+class SuggestionCounts(BaseModel):
+    open: int
+    accepted: int
+    rejected: int
 
 
 class SuggestionChoice(BaseModel):

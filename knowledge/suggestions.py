@@ -297,23 +297,28 @@ def _strength(wordings: Iterable[Wording]) -> tuple[int, int, int]:
     )
 
 
-def list_suggestions(db: sqlite_utils.Database, status: str = "open") -> list[SuggestionGroup]:
-    """The suggestions with ``status``, by entry, each entry's wordings grouped by key;
-    the strongest evidence first."""
+def list_suggestions(
+    db: sqlite_utils.Database, status: str = "open", entry_id: str | None = None
+) -> list[SuggestionGroup]:
+    """The suggestions with ``status`` (of one entry, given ``entry_id``), by entry, each
+    entry's wordings grouped by key; the strongest evidence first."""
     _check_status(status)
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    rows = db.query("SELECT * FROM suggestions WHERE status = ? ORDER BY id", [status])
+    where, params = "status = ?", [status]
+    if entry_id is not None:
+        where, params = where + " AND entry_id = ?", [status, entry_id]
+    rows = db.query(f"SELECT * FROM suggestions WHERE {where} ORDER BY id", params)
     for row in rows:
         grouped.setdefault(row["entry_id"], {}).setdefault(row["key"], []).append(row)
     groups = []
-    for entry_id, by_key in grouped.items():
+    for entry, by_key in grouped.items():
         wordings = [w for rows in by_key.values() if (w := _wording(rows)) is not None]
         if not wordings:
             continue
         wordings.sort(key=lambda w: (*_strength([w]), w.first_at, w.id))
-        latest = latest_revision(db, entry_id)
-        title = latest.title if latest else entry_id
-        groups.append(SuggestionGroup(entry_id, title, tuple(wordings)))
+        latest = latest_revision(db, entry)
+        title = latest.title if latest else entry
+        groups.append(SuggestionGroup(entry, title, tuple(wordings)))
     groups.sort(key=lambda g: (*_strength(g.wordings), g.entry_id))
     return groups
 
@@ -458,7 +463,6 @@ def suggestion_counts(db: sqlite_utils.Database) -> dict[str, int]:
 
 def open_wordings(db: sqlite_utils.Database, entry_id: str) -> list[Wording]:
     """The open wordings of one entry, strongest first (for the conflict check)."""
-    for group in list_suggestions(db, "open"):
-        if group.entry_id == entry_id:
-            return list(group.wordings)
+    for group in list_suggestions(db, "open", entry_id):
+        return list(group.wordings)
     return []

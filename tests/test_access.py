@@ -79,6 +79,7 @@ EXPECTED: dict[tuple[str, str], str] = {
     ("POST", "/api/preview"): "editor",
     ("GET", "/api/unanswered"): "editor",
     ("GET", "/api/suggestions"): "editor",
+    ("GET", "/api/suggestions/counts"): "editor",
     ("POST", "/api/suggestions/accept"): "editor",
     ("POST", "/api/suggestions/reject"): "editor",
     # Administrators

@@ -867,6 +867,8 @@ def test_staff_resolve_with_the_entry_and_two_editors_publish_the_wording(
         item.wait_for()
         assert WITH_NAME not in group.inner_text()
         assert "職員が対応 1件" in item.locator(".sources").inner_text()
+        # Listed at once; the engine's check for conflicts follows entry by entry.
+        writer.locator(f"li[data-entry-id='{LEARNED_ENTRY}'][data-checked='true']").wait_for()
         assert item.locator(".conflict").count() == 0
         assert title in group.locator("h3").inner_text()
         shot(writer, "editor-suggestions")

@@ -16,6 +16,7 @@ from api.routes.editor import public_revision
 from api.schemas import (
     RevisionPublic,
     SuggestionConflictPublic,
+    SuggestionCounts,
     SuggestionGroupPublic,
     SuggestionsAccept,
     SuggestionsPublic,
@@ -48,12 +49,24 @@ def list_suggestions(
     db: KnowledgeDb,
     engine: KnowledgeEngine,
     status: Annotated[Literal["open", "accepted", "rejected"], Query()] = "open",
+    entry_id: Annotated[
+        str | None, Query(min_length=1, max_length=80, description="Only this entry's.")
+    ] = None,
+    preview: Annotated[
+        bool,
+        Query(
+            description="Also preview whether accepting each open wording changes another "
+            "entry's answer (~0.15 s a wording). Without it only a wording that is already "
+            "another entry's phrasing is a conflict, and `conflict_checked` is false."
+        ),
+    ] = True,
 ) -> SuggestionsPublic:
     """By entry, strongest evidence first (staff before residents); open wordings with
-    their conflict, if any."""
+    their conflict, if any. A long queue is listed fast with ``preview=false``, then
+    checked entry by entry (``entry_id``), as the editor console does."""
     data = []
-    for group in suggestions.list_suggestions(db, status):
-        found = conflicts(db, engine, group) if status == "open" else {}
+    for group in suggestions.list_suggestions(db, status, entry_id):
+        found = conflicts(db, engine, group, preview=preview) if status == "open" else {}
         wordings = [
             SuggestionWording(
                 id=w.id,
@@ -66,6 +79,7 @@ def list_suggestions(
                 tickets=list(w.tickets),
                 revision=w.revision,
                 conflict=public_conflict(found.get(w.id)),
+                conflict_checked=status == "open" and preview,
             )
             for w in group.wordings
         ]
@@ -77,6 +91,12 @@ def list_suggestions(
         count=sum(len(group.wordings) for group in data),
         counts=suggestions.suggestion_counts(db),
     )
+
+
+@router.get("/counts", response_model=SuggestionCounts)
+def counts(db: KnowledgeDb) -> SuggestionCounts:
+    """How many wordings are open, accepted and rejected (one query: for the menu)."""
+    return SuggestionCounts(**suggestions.suggestion_counts(db))
 
 
 @router.post("/accept", response_model=RevisionPublic, status_code=201)

@@ -515,6 +515,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         qrels = read_qrels(Path(args.qrels))
     except (OSError, EvaluationInputError) as error:
         raise CliError(str(error)) from None
+    if args.careful and not args.replay:
+        raise CliError("--careful goes with --replay")
     settings = _settings()
     if args.replay:
         return _replay(args, queries, qrels, settings)
@@ -553,7 +555,7 @@ def _replay(args, queries, qrels, settings) -> int:
         if done == total:
             bars[step].close()
 
-    report = replay(settings, queries, qrels, progress=progress)
+    report = replay(settings, queries, qrels, progress=progress, careful=args.careful)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -772,6 +774,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on a copy of the database, learn from half of the set as resolved handoffs "
         "and measure the other half before and after",
+    )
+    evaluation.add_argument(
+        "--careful",
+        action="store_true",
+        help="with --replay, accept only the wordings the queue shows without a conflict",
     )
     evaluation.set_defaults(func=cmd_eval)
 

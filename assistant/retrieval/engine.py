@@ -132,6 +132,8 @@ class Engine:
         self.rebuilt_because: str | None = None  # why load() rebuilt the index, if it did
         self._rendered: dict[str, Entry] = {}  # key -> the revision with placeholders filled
         self._previewing = False  # while True, sync() leaves the index alone
+        # During a preview, each question's vectors by (encoder, text): it is asked twice.
+        self._query_memo: dict[tuple[int, str], np.ndarray] | None = None
         self.out_of_scope = load_examples(settings.out_of_scope_path)
         self._all_out_of_scope = encoder.encode(self.out_of_scope, "query")
         self._all_out_of_scope_terms = [frozenset(content_terms(e)) for e in self.out_of_scope]
@@ -406,13 +408,13 @@ class Engine:
         with self._lock:
             self.sync()
             in_force = self._in_force(as_of)
-            vector = self.encoder.query(query)
+            vector = self._query_vector(self.encoder, query)
             limit = max(200, top_k * 20)
             dense = self._best_per_entry(self.dense.search(vector, limit), in_force)
             word_dense: dict[str, float] = {}
             if self.word_dense is not None:
                 word_dense = self._best_per_entry(
-                    self.word_dense.search(self.word_encoder.query(query), limit),
+                    self.word_dense.search(self._query_vector(self.word_encoder, query), limit),
                     in_force,
                     WORD_VECTOR_KIND_WEIGHT,
                 )
@@ -458,6 +460,17 @@ class Engine:
         # Ties are broken by id (above) so equal scores never reorder between processes.
         known = bool(words.top(1)) or not terms
         return self._decide(candidates, revision, out_of_scope, len(set(terms)), known, foreign)
+
+    def _query_vector(self, encoder, query: str) -> np.ndarray:
+        """``encoder.query(query)``; inside a preview, once per text (a question is encoded
+        alone, so the vector is the same either way)."""
+        memo = self._query_memo
+        if memo is None:
+            return encoder.query(query)
+        key = (id(encoder), query)
+        if key not in memo:
+            memo[key] = encoder.query(query)
+        return memo[key]
 
     def _foreign_words(self, terms: list[str], similarities: np.ndarray, best: str) -> bool:
         """Whether the question has a word that the closest out-of-scope examples have,
@@ -530,24 +543,34 @@ class Engine:
         as_of = as_of or self.city.today()
         with self._lock:
             self.sync()
-            now = [self.search(q, as_of=as_of) for q in queries]
-            if draft is None:
-                return now, [None] * len(queries)
-            staged = replace(draft, status="published", revision=0)
-            key = f"preview:{revision_key(staged)}"
-            original = self.revisions
-            published = {k: e for k, e in original.items() if e.id != draft.id}
-            published[key] = staged
-            self._index_dense_many([(key, staged)])
-            self._previewing = True
+            self._query_memo = {}
             try:
-                self._set_revisions(published)
-                after = [self.search(q, as_of=as_of) for q in queries]
+                return self._preview(queries, draft, as_of)
             finally:
-                for index in self._dense_indexes():
-                    index.remove(key)
-                self._set_revisions(original)
-                self._previewing = False
+                self._query_memo = None
+
+    def _preview(
+        self, queries: list[str], draft: Entry | None, as_of: dt.date
+    ) -> tuple[list[Decision], list[Decision | None]]:
+        """``preview``'s work, under the engine's lock."""
+        now = [self.search(q, as_of=as_of) for q in queries]
+        if draft is None:
+            return now, [None] * len(queries)
+        staged = replace(draft, status="published", revision=0)
+        key = f"preview:{revision_key(staged)}"
+        original = self.revisions
+        published = {k: e for k, e in original.items() if e.id != draft.id}
+        published[key] = staged
+        self._index_dense_many([(key, staged)])
+        self._previewing = True
+        try:
+            self._set_revisions(published)
+            after = [self.search(q, as_of=as_of) for q in queries]
+        finally:
+            for index in self._dense_indexes():
+                index.remove(key)
+            self._set_revisions(original)
+            self._previewing = False
         return now, after
 
     def _in_force(self, as_of: dt.date) -> frozenset[str]:

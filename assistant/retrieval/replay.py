@@ -3,7 +3,8 @@
 On a copy of the knowledge database (in a temporary folder; the live one is only read),
 half of a dev set's in-scope questions are replayed through the library as handoffs
 that staff resolve with the entry that answers them (the first of the best grade in the
-qrels), so each becomes a suggested phrasing; one editor accepts every suggestion,
+qrels), so each becomes a suggested phrasing; one editor accepts every suggestion (or,
+``careful``, only those the queue shows without a conflict, as a careful editor would),
 another approves each draft. The other half, and the out-of-scope questions, are
 evaluated before and after, with the same metrics as ``madoguchi eval``.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from assistant.operations.config import Settings
 from assistant.retrieval.engine import Engine
 from assistant.retrieval.evaluation import Report, answering, evaluate
+from assistant.retrieval.learning import conflict_of
 from knowledge.backup import backup
 from knowledge.errors import KnowledgeError
 from knowledge.model import InvalidEntry
@@ -45,6 +47,7 @@ class ReplayReport:
     refused: int  # wordings the workflow refused (another entry's phrasing, too many)
     before: Report  # the asked half (and the out-of-scope questions) before learning
     after: Report  # and after
+    skipped: int = 0  # careful: wordings left open because the queue showed a conflict
 
     def as_dict(self) -> dict:
         counts = {k: v for k, v in dataclasses.asdict(self).items() if isinstance(v, int)}
@@ -54,6 +57,7 @@ class ReplayReport:
         counts = (
             f"taught {self.taught} questions: {self.suggested} suggested, "
             f"{self.accepted} wordings accepted, {self.refused} refused"
+            + (f", {self.skipped} left open for a conflict" if self.skipped else "")
         )
         rows = [f"{'':<24} {'before':>8} {'after':>8}"]
         before, after = self.before.as_dict(), self.after.as_dict()
@@ -107,18 +111,29 @@ def _teach(db, taught, qrels, progress: Progress | None) -> int:
     return db.execute("SELECT count(*) FROM suggestions WHERE actor = ?", [STAFF]).fetchone()[0]
 
 
-def _accept_all(db, progress: Progress | None) -> tuple[int, int]:
+def _accept_all(
+    db, progress: Progress | None, engine: Engine | None = None
+) -> tuple[int, int, int]:
     """Every open wording accepted into a draft by one editor and published by another:
-    (accepted, refused). A group the workflow refuses is tried one wording at a time."""
+    (accepted, refused, skipped). A group the workflow refuses is tried one wording at a
+    time. With ``engine``, a wording with a conflict (``learning.conflict_of``, checked
+    as the queue shows it, after the groups before it are published) is left open."""
     groups = list_suggestions(db)
-    accepted = refused = 0
+    accepted = refused = skipped = 0
     for done, group in enumerate(groups, 1):
+        wordings = list(group.wordings)
+        if engine is not None:
+            clear = [w for w in wordings if conflict_of(db, engine, group.entry_id, w.text) is None]
+            skipped += len(wordings) - len(clear)
+            wordings = clear
+        if not wordings:
+            continue
         try:
-            draft = accept(db, group.entry_id, [(w.id, None) for w in group.wordings], actor=EDITOR)
-            accepted += len(group.wordings)
+            draft = accept(db, group.entry_id, [(w.id, None) for w in wordings], actor=EDITOR)
+            accepted += len(wordings)
         except InvalidEntry:
             draft = None
-            for wording in group.wordings:
+            for wording in wordings:
                 try:
                     draft = accept(db, group.entry_id, [(wording.id, None)], actor=EDITOR)
                     accepted += 1
@@ -129,7 +144,7 @@ def _accept_all(db, progress: Progress | None) -> tuple[int, int]:
             approve(db, draft.id, draft.revision, actor=REVIEWER)
         if progress:
             progress("accept", done, len(groups))
-    return accepted, refused
+    return accepted, refused, skipped
 
 
 def replay(
@@ -138,9 +153,10 @@ def replay(
     qrels: dict[str, dict[str, int]],
     *,
     progress: Progress | None = None,
+    careful: bool = False,
 ) -> ReplayReport:
     """Learn from half of ``queries`` on a copy of ``settings``' database; measure the
-    other half before and after."""
+    other half before and after. ``careful``: accept only wordings without a conflict."""
     taught, asked = split(queries, qrels)
     with tempfile.TemporaryDirectory(prefix="madoguchi-replay-") as folder:
         copy = _copy_home(settings, Path(folder))
@@ -150,13 +166,13 @@ def replay(
             db = open_db(copy.database_path)
             try:
                 suggested = _teach(db, taught, qrels, progress)
-                accepted, refused = _accept_all(db, progress)
+                accepted, refused, skipped = _accept_all(db, progress, engine if careful else None)
             finally:
                 db.close()
             after = evaluate(asked, qrels, _search(engine, "after", len(asked), progress))
         finally:
             engine.db.close()
-    return ReplayReport(len(taught), suggested, accepted, refused, before, after)
+    return ReplayReport(len(taught), suggested, accepted, refused, before, after, skipped)
 
 
 def _search(engine: Engine, step: str, total: int, progress: Progress | None):

@@ -825,7 +825,11 @@ def strategies(
             ),
         ),
         ("GET", "/api/suggestions"): Strategy(
-            query={"status": ["open", "accepted", "rejected"]},
+            query={
+                "status": ["open", "accepted", "rejected"],
+                "entry_id": ["sodai-gomi", "no-such-entry"],
+                "preview": ["false", "true"],
+            },
             checks=_query_checks(
                 "status",
                 {
@@ -833,7 +837,15 @@ def strategies(
                     422: ["", "all", "OPEN", "open ", "\ud800", "x" * 5_000],
                 },
             )
+            + _query_checks(
+                "entry_id",
+                {200: ["sodai-gomi", "../etc", "<b>", "'; --"], 422: ["", "x" * 81]},
+            )
+            + _query_checks("preview", {200: ["false", "0", "true"], 422: ["", "maybe", "\ud800"]})
             + [Check(200, cookie=True)],
+        ),
+        ("GET", "/api/suggestions/counts"): Strategy(
+            checks=[Check(200), Check(200, cookie=True)],
         ),
         # No suggestion the fuzz can reach exists as an id: accept must never make a
         # revision here (the checks after the sweep allow only the fuzz's own drafts).

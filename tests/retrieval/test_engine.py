@@ -11,7 +11,7 @@ import pytest
 
 from assistant.retrieval.engine import Engine
 from knowledge.io import import_entries
-from knowledge.store import open_db
+from knowledge.store import latest_revision, open_db
 
 
 @pytest.mark.parametrize(
@@ -296,3 +296,15 @@ def test_a_word_of_the_out_of_scope_examples_that_the_entry_lacks_holds_back_the
     assert card.foreign and card.kind != "answer"
     mine = shared_engine.search("マイナンバーカードの暗証番号を忘れた")
     assert not mine.foreign and mine.kind == "answer" and mine.best.entry_id == "mynumber-ansho"
+
+
+def test_a_preview_decides_as_a_search_does_and_keeps_no_question(shared_engine):
+    # Each question is encoded once during a preview (asked now and with the draft);
+    # the decisions are those a search gives, to the last digit, and nothing is kept.
+    questions = ["粗大ごみを出したい", "住民票の写しはどこで取れますか", "粗大ごみを出したい"]
+    draft = latest_revision(shared_engine.db, "sodai-gomi")
+    now, after = shared_engine.preview(questions, draft)
+    assert now == [shared_engine.search(q) for q in questions]
+    assert [d.best.entry_id for d in after] == ["sodai-gomi", "juminhyo-copy", "sodai-gomi"]
+    assert after[0].best.revision == 0 and after[0].best.score == now[0].best.score
+    assert shared_engine._query_memo is None

@@ -70,3 +70,20 @@ def test_replay_learns_on_a_copy_and_measures_the_other_half(tiny):
     assert db.execute("SELECT count(*) FROM tickets").fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM suggestions").fetchone()[0] == 0
     assert json.loads(json.dumps(report.as_dict()))["after"]["answer_rate"] == 1.0
+
+
+def test_a_careful_replay_leaves_a_conflicting_wording_open(tiny):
+    # q3 is taught with another entry's phrasing: the workflow refuses it when every
+    # wording is accepted; the careful editor leaves it open, as the queue shows it.
+    queries = [
+        ("q2", "でかい家具をほかしたい"),
+        ("q3", "ごみの分け方がわかりません"),
+        ("q1", "でかい家具"),
+    ]
+    grades = {"q1": {"sodai-gomi": 2}, "q2": {"sodai-gomi": 2}, "q3": {"sodai-gomi": 2}}
+    every = replay(tiny, queries, grades)
+    careful = replay(tiny, queries, grades, careful=True)
+    assert (every.suggested, every.accepted, every.refused, every.skipped) == (2, 1, 1, 0)
+    assert (careful.suggested, careful.accepted, careful.refused, careful.skipped) == (2, 1, 0, 1)
+    assert "1 left open for a conflict" in careful.lines()[0]
+    assert careful.after == every.after
