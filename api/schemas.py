@@ -266,6 +266,9 @@ class TicketPublic(BaseModel):
         description="The entry that answered the resident, as staff said when resolving "
         "(its question became a suggested phrasing); empty if none.",
     )
+    answered_title: str = Field(
+        default="", description="That entry's title in its latest revision; empty if none."
+    )
     transcript: list[TurnPublic]
     candidates: list[dict]
     names: dict[str, str] = Field(

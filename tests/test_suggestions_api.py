@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from knowledge.errors import message_for
 from knowledge.io import import_entries
-from knowledge.store import audit_log, open_db
+from knowledge.store import audit_log, latest_revision, open_db
 from knowledge.suggestions import reject, suggest
 from tests.conftest import bearer, copy_home, handoff, make_settings
 
@@ -89,6 +89,11 @@ def test_a_resolved_handoff_is_accepted_approved_and_then_answered(client):
     )
     assert resolve.status_code == 200, resolve.text
     assert resolve.json()["answered_entry"] == ENTRY
+    title = latest_revision(database(client), ENTRY).title
+    assert resolve.json()["answered_title"] == title == "粗大ごみの出し方"
+    listed = client.get("/api/tickets", params={"view": "all"}, headers=staff(client)).json()
+    shown = next(t for t in listed["data"] if t["id"] == ticket.id)
+    assert (shown["answered_entry"], shown["answered_title"]) == (ENTRY, title)
     wording = wording_of(client, ENTRY, ASKED)
     assert wording["sources"] == {"staff": 1, "resident": 0} and wording["tickets"] == [ticket.id]
     assert wording["conflict"] is None and wording["against"] == 0

@@ -25,6 +25,7 @@ from api.schemas import (
 )
 from knowledge import tickets, workflow
 from knowledge.actors import actor_names
+from knowledge.store import latest_revision
 from knowledge.tickets import Ticket
 
 TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
@@ -42,7 +43,19 @@ def people(db, found: list[Ticket]) -> dict[str, str]:
     return actor_names(db, {actor for ticket in found for actor in people_on(ticket)})
 
 
-def public(ticket: Ticket, names: dict[str, str]) -> TicketPublic:
+def answered_titles(db, found: list[Ticket]) -> dict[str, str]:
+    """The title (latest revision) of each entry staff said answered one of ``found``."""
+    titles = {}
+    for entry_id in {ticket.answered_entry for ticket in found if ticket.answered_entry}:
+        latest = latest_revision(db, entry_id)
+        if latest is not None:
+            titles[entry_id] = latest.title
+    return titles
+
+
+def public(
+    ticket: Ticket, names: dict[str, str], titles: dict[str, str] | None = None
+) -> TicketPublic:
     start = dt.datetime.fromisoformat(ticket.created_at)
     end = dt.datetime.fromisoformat(ticket.resolved_at) if ticket.resolved_at else None
     waited = (end or dt.datetime.now(dt.timezone.utc)) - start
@@ -62,6 +75,7 @@ def public(ticket: Ticket, names: dict[str, str]) -> TicketPublic:
         resolved_at=ticket.resolved_at,
         note=ticket.note,
         answered_entry=ticket.answered_entry,
+        answered_title=(titles or {}).get(ticket.answered_entry, ""),
         transcript=ticket.transcript,
         candidates=ticket.candidates,
         names={actor: names[actor] for actor in people_on(ticket) if actor in names},
@@ -70,7 +84,7 @@ def public(ticket: Ticket, names: dict[str, str]) -> TicketPublic:
 
 
 def _with_names(db, ticket: Ticket) -> TicketPublic:
-    return public(ticket, people(db, [ticket]))
+    return public(ticket, people(db, [ticket]), answered_titles(db, [ticket]))
 
 
 @router.get("", response_model=TicketsPublic)
@@ -94,7 +108,8 @@ def list_tickets(
         found.reverse()
     found = found[:limit]
     names = people(db, found)
-    data = [public(t, names) for t in found]
+    titles = answered_titles(db, found)
+    data = [public(t, names, titles) for t in found]
     return TicketsPublic(data=data, count=len(data))
 
 

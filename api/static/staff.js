@@ -640,7 +640,7 @@
       current = t;
       heading.textContent = "問い合わせ：" + reasonLabel(t.reason);
       refill(meta, [t.id, t.reason, t.page, t.created_at, t.status, t.claimed_by, t.resolved_by,
-        t.resolved_at, t.note, t.answered_entry], () => metaRows(t));
+        t.resolved_at, t.note, t.answered_entry, t.answered_title], () => metaRows(t));
       refill(transcript, t.transcript || [], () => (t.transcript || []).map(turnItem));
       refill(candidates, t.candidates || [], () => candidateItems(t.candidates || []));
       answered.show(t);
@@ -678,7 +678,7 @@
         ["開いていたページ", t.page ? externalLink(t.page) : "不明"],
         ["受付日時", M.when(t.created_at)],
         ["状態", state],
-        ["回答した項目", answeredText(t.answered_entry)],
+        ["回答した項目", answeredText(t)],
         ["対応メモ", t.note || null],
         ["番号", String(t.id)],
       ];
@@ -687,8 +687,9 @@
     }
 
     // The entry staff said answered the resident, by its title.
-    function answeredText(entryId) {
-      return entryId ? answered.titleOf(entryId) : null;
+    function answeredText(t) {
+      if (!t.answered_entry) return null;
+      return t.answered_title || answered.titleOf(t.answered_entry);
     }
 
     // A button the resident pressed arrives as its payload ("/none_of_these", ...);
