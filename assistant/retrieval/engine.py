@@ -438,6 +438,7 @@ class Engine:
                     word_dense.get(key, 0.0),
                     words.relative(key),
                     chars.relative(key),
+                    question_texts(self.revisions[key]),
                 )
                 scored.append((round(score, 6), key, dense_score, coverage))
             scored.sort(key=lambda item: (-item[0], self.revisions[item[1]].id))

@@ -168,10 +168,22 @@ def lexical_texts(entry: Entry) -> tuple[list[str], list[str]]:
     return [entry.title, *entry.questions], ([entry.answer] if whole else parts)
 
 
-def rank_score(dense: float, word_vectors: float, words: float, chars: float) -> float:
+def rank_score(
+    dense: float,
+    word_vectors: float,
+    words: float,
+    chars: float,
+    phrasings: int = FULL_PHRASINGS,
+) -> float:
+    """An entry's ranking score. Its transformer cosine is read with phrasing_bonus, as
+    the decision reads it: an entry that has gained phrasings (the maximum of more draws)
+    does not outrank a one-question entry on that alone. Entries with as many phrasings
+    get the same bonus, and entries with FULL_PHRASINGS or more none, so it reorders only
+    a knowledge base that mixes the two kinds (an FAQ list learning from handoffs)."""
     w = RANK_WEIGHTS
+    cosine = max(0.0, dense)
     return (
-        w["dense"] * max(0.0, dense)
+        w["dense"] * (cosine + phrasing_bonus(phrasings) if cosine > 0 else 0.0)
         + w["word_vectors"] * max(0.0, word_vectors)
         + w["words"] * words
         + w["chars"] * chars

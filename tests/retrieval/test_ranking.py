@@ -170,6 +170,17 @@ def test_the_rank_score_weighs_each_signal_and_ignores_negative_cosines():
     assert rank_score(0.9, 0.8, 0.5, 0.25) == pytest.approx(0.63 + 0.16 + 0.025 + 0.0125)
 
 
+def test_the_rank_score_reads_the_cosine_with_the_phrasing_bonus():
+    # One question text: +0.03 to the cosine; two: 0.03 * (1 - log 2 / log 16) = 0.0225.
+    assert rank_score(0.8, 0.0, 0.0, 0.0, phrasings=1) == pytest.approx(0.7 * 0.83)
+    assert rank_score(0.8, 0.0, 0.0, 0.0, phrasings=2) == pytest.approx(0.7 * 0.8225)
+    assert rank_score(0.8, 0.0, 0.0, 0.0, phrasings=40) == pytest.approx(0.7 * 0.8)
+    # A one-question entry keeps its place before one that leads only by having more
+    # phrasings (the best of more cosines), and no cosine gets a bonus from nothing.
+    assert rank_score(0.80, 0.0, 0.0, 0.0, 1) > rank_score(0.82, 0.0, 0.0, 0.0, 16)
+    assert rank_score(-0.2, 0.0, 0.5, 0.0, 1) == pytest.approx(0.05 * 0.5)
+
+
 def test_probe_threshold_leaves_at_most_the_share_above():
     assert probe_threshold([], 0.9) == 0.9
     probes = [i / 100 for i in range(100)]  # 0.00 .. 0.99
