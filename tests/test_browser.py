@@ -916,7 +916,10 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         staff.locator("#answered-search").wait_for()
         staff.keyboard.press("Tab")
         assert staff.evaluate("document.activeElement.id") == "answered-q"
+        # The resident's words are ready to search; tabbing in selects them to type over.
+        assert staff.input_value("#answered-q") == question
         staff.keyboard.type("葬祭費")
+        assert staff.input_value("#answered-q") == "葬祭費"
         staff.keyboard.press("Enter")  # searches; does not resolve the ticket
         found = staff.locator("#answered-found").get_by_role("radio", name=re.escape(title))
         found.first.wait_for()

@@ -469,16 +469,18 @@
       }
     }
 
-    // A different ticket: its candidates, nothing chosen, its question as the wording.
+    // A different ticket: its candidates, nothing chosen, its question as the wording
+    // and as the search (a ticket from 「人と話したい」 has no candidates: one Enter
+    // searches with the resident's words; tabbing in selects them to type over).
     function reset(t) {
       ticketId = String(t.id);
       shownCandidates = null;
       fill(t);
       check("entry", NO_ENTRY);
-      q.value = "";
+      question.value = String(t.question || "").trim();
+      q.value = question.value;
       found.replaceChildren();
       say(searchStatus, "");
-      question.value = String(t.question || "").trim();
       update();
     }
 
@@ -570,7 +572,7 @@
         lookup();
       }
     });
-    // An entry by its title where one was seen (the server sends only its id).
+    // An entry by its title where one was seen (candidates and entries found).
     function titleOf(entryId) {
       return titles.get(entryId) || entryId;
     }
