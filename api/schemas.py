@@ -267,7 +267,9 @@ class TicketPublic(BaseModel):
         "(its question became a suggested phrasing); empty if none.",
     )
     answered_title: str = Field(
-        default="", description="That entry's title in its latest revision; empty if none."
+        default="",
+        description="That entry's title as residents see it today (else its latest "
+        "revision's); empty if none.",
     )
     transcript: list[TurnPublic]
     candidates: list[dict]

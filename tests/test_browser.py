@@ -944,6 +944,8 @@ def test_staff_find_the_entry_by_lookup_and_a_rejected_wording_does_not_return(
         assert taken.locator("button.accept").count() == 0
         clash = editor.locator("li.wording", has_text=changes)
         assert "gomi-bunbetsu" in clash.locator(".conflict").inner_text()
+        # Once every entry is checked, the status says how many wordings clash.
+        editor.locator("#suggestions-status", has_text="件は、ほかの項目と衝突します").wait_for()
         clash.get_by_role("button", name="衝突を確認して採用").click()
         dialog = editor.locator("#confirm-dialog")
         dialog.wait_for()

@@ -185,33 +185,37 @@ def test_a_long_queue_is_listed_without_the_preview_then_checked_entry_by_entry(
         db, entry_id="inu-sodan", text="犬の登録をしたいです", source="staff", actor="sato"
     )
     taken = suggest(db, entry_id=ENTRY, text="スプレー缶 捨て方", source="staff", actor="sato")
-    quick = client.get(
-        "/api/suggestions", params={"status": "open", "preview": "false"}, headers=editor(client)
-    ).json()
-    shown = {w["id"]: w for group in quick["data"] for w in group["wordings"]}
-    # Without the preview only the lookup's conflict is found, and the page is told so.
-    assert shown[taken]["conflict"]["code"] == "suggestion.same_as_phrasing"
-    assert shown[changes]["conflict"] is None and not shown[changes]["conflict_checked"]
-    one = client.get(
-        "/api/suggestions",
-        params={"status": "open", "entry_id": "inu-sodan"},
-        headers=editor(client),
-    ).json()
-    assert [group["entry_id"] for group in one["data"]] == ["inu-sodan"]
-    checked = {w["id"]: w for w in one["data"][0]["wordings"]}
-    assert checked[changes]["conflict_checked"]
-    assert checked[changes]["conflict"]["code"] == "suggestion.changes_answer"
-    assert checked[changes]["conflict"]["entry_id"] == "inu-touroku"
-    # The same as the whole list with the preview says.
-    assert wording_of(client, "inu-sodan", "犬の登録をしたいです") == checked[changes]
-    none = client.get(
-        "/api/suggestions", params={"entry_id": "no-such-entry"}, headers=editor(client)
-    ).json()
-    assert none["data"] == [] and none["count"] == 0
-    counts = client.get("/api/suggestions/counts", headers=editor(client))
-    assert counts.status_code == 200 and counts.json() == quick["counts"]
-    assert counts.json()["open"] >= 2
-    reject(db, [changes, taken], actor="suzuki", reason="")
+    try:
+        quick = client.get(
+            "/api/suggestions",
+            params={"status": "open", "preview": "false"},
+            headers=editor(client),
+        ).json()
+        shown = {w["id"]: w for group in quick["data"] for w in group["wordings"]}
+        # Without the preview only the lookup's conflict is found, and the page is told so.
+        assert shown[taken]["conflict"]["code"] == "suggestion.same_as_phrasing"
+        assert shown[changes]["conflict"] is None and not shown[changes]["conflict_checked"]
+        one = client.get(
+            "/api/suggestions",
+            params={"status": "open", "entry_id": "inu-sodan"},
+            headers=editor(client),
+        ).json()
+        assert [group["entry_id"] for group in one["data"]] == ["inu-sodan"]
+        checked = {w["id"]: w for w in one["data"][0]["wordings"]}
+        assert checked[changes]["conflict_checked"]
+        assert checked[changes]["conflict"]["code"] == "suggestion.changes_answer"
+        assert checked[changes]["conflict"]["entry_id"] == "inu-touroku"
+        # The same as the whole list with the preview says.
+        assert wording_of(client, "inu-sodan", "犬の登録をしたいです") == checked[changes]
+        none = client.get(
+            "/api/suggestions", params={"entry_id": "no-such-entry"}, headers=editor(client)
+        ).json()
+        assert none["data"] == [] and none["count"] == 0
+        counts = client.get("/api/suggestions/counts", headers=editor(client))
+        assert counts.status_code == 200 and counts.json() == quick["counts"]
+        assert counts.json()["open"] >= 2
+    finally:  # the module's other tests see the queue as it was
+        reject(db, [changes, taken], actor="suzuki", reason="")
 
 
 def test_a_rejected_wording_is_listed_as_rejected_and_never_open_again(client):

@@ -56,7 +56,7 @@ def list_suggestions(
         bool,
         Query(
             description="Also preview whether accepting each open wording changes another "
-            "entry's answer (~0.15 s a wording). Without it only a wording that is already "
+            "entry's answer (~0.06 s a wording). Without it only a wording that is already "
             "another entry's phrasing is a conflict, and `conflict_checked` is false."
         ),
     ] = True,

@@ -25,7 +25,8 @@ from api.schemas import (
 )
 from knowledge import tickets, workflow
 from knowledge.actors import actor_names
-from knowledge.store import latest_revision
+from knowledge.model import EntryNotFound
+from knowledge.store import get_entry
 from knowledge.tickets import Ticket
 
 TicketId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX)]
@@ -44,12 +45,14 @@ def people(db, found: list[Ticket]) -> dict[str, str]:
 
 
 def answered_titles(db, found: list[Ticket]) -> dict[str, str]:
-    """The title (latest revision) of each entry staff said answered one of ``found``."""
+    """The title of each entry staff said answered one of ``found``: as residents see it
+    today (the revision in force), else its latest revision's."""
     titles = {}
     for entry_id in {ticket.answered_entry for ticket in found if ticket.answered_entry}:
-        latest = latest_revision(db, entry_id)
-        if latest is not None:
-            titles[entry_id] = latest.title
+        try:
+            titles[entry_id] = get_entry(db, entry_id).title
+        except EntryNotFound:
+            pass
     return titles
 
 

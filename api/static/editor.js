@@ -188,6 +188,8 @@
   function route(moveFocus) {
     const next = parseHash();
     if (current && current.view === "entry") entryView.stash();
+    // Leaving the queue stops its conflict checks (each one takes the engine's lock).
+    if (current && current.view === "suggestions" && next.view !== "suggestions") suggestions.stop();
     current = next;
     for (const [name, section] of Object.entries(views)) section.hidden = name !== next.view;
     const navName = next.view === "entry" ? (next.id === null ? "new" : null) : next.view;
@@ -1190,8 +1192,10 @@
 
     // The list comes at once with the conflicts a lookup finds (a wording that is
     // already another entry's phrasing); whether accepting a wording would change
-    // another entry's answer takes the engine's preview (~0.15 s a wording), so it is
-    // checked entry by entry afterwards, top first, while the editor reads.
+    // another entry's answer takes the engine's preview (~0.06 s a wording), so it is
+    // checked entry by entry afterwards, top first, while the editor reads and acts.
+    // load() returns once the list is shown; the checks go on until the next load or
+    // until the editor leaves the view (stop).
     async function load() {
       const mine = ++token;
       list.setAttribute("aria-busy", "true");
@@ -1203,21 +1207,34 @@
         const groups = data.data.map(entryItem);
         list.replaceChildren(...groups.map((group) => group.item));
         say(status, summary(data) + (groups.length ? " ほかの項目の回答が変わらないか、順に確かめています。" : ""));
-        list.removeAttribute("aria-busy");
-        for (const group of groups) {
-          if (mine !== token) return;
-          try {
-            await check(group);
-          } catch (error) {
-            if (mine === token) group.failed(errorText(error));
-          }
-        }
-        if (mine === token) say(status, summary(data));
+        checkAll(mine, groups, data);
       } catch (error) {
         if (mine === token) say(status, errorText(error), true);
       } finally {
         if (mine === token) list.removeAttribute("aria-busy");
       }
+    }
+
+    function stop() {
+      token++;
+    }
+
+    async function checkAll(mine, groups, data) {
+      let failed = 0;
+      for (const group of groups) {
+        if (mine !== token) return;
+        try {
+          await check(group);
+        } catch (error) {
+          if (mine !== token) return;
+          failed++;
+          group.failed(errorText(error));
+        }
+      }
+      if (mine !== token) return;
+      const clashes = groups.reduce((n, g) => n + g.group.wordings.filter((w) => w.conflict).length, 0);
+      say(status, summary(data) + (clashes ? " うち" + clashes + "件は、ほかの項目と衝突します。" : " 衝突はありません。") +
+        (failed ? " " + failed + "項目は確かめられませんでした。" : ""));
     }
 
     async function check(view) {
@@ -1226,14 +1243,22 @@
       const found = new Map(((data.data[0] || {}).wordings || []).map((w) => [w.id, w]));
       for (const w of view.group.wordings) {
         const now = found.get(w.id);
-        if (!now || !now.conflict || w.conflict) continue; // decided meanwhile: shown at the next load
+        // Decided meanwhile, or shown under another id now: not counted as checked (the
+        // next load shows it as it stands; accepting it is checked by the server).
+        if (!now) {
+          w.unchecked = true;
+          continue;
+        }
+        if (!now.conflict || w.conflict) continue;
         w.conflict = now.conflict;
         const item = view.item.querySelector("li.wording[data-id='" + w.id + "']");
         if (!item) continue;
+        const taken = w.conflict.code === SAME_AS_PHRASING;
         item.classList.add("has-conflict");
-        item.querySelector(".actions").before(conflictNote(w.conflict, false));
+        item.querySelector(".actions").before(conflictNote(w.conflict, taken));
         const button = item.querySelector("button.accept");
-        if (button) button.textContent = "衝突を確認して採用";
+        if (button && taken) button.remove();
+        else if (button) button.textContent = "衝突を確認して採用";
       }
       view.checked();
     }
@@ -1261,8 +1286,7 @@
       const message = el("p", { className: "group-status", role: "status" });
       const checking = el("p", { className: "checking" }, "ほかの項目への影響を確かめています…");
       const bulkActions = el("div", { className: "actions", hidden: true });
-      const item = el("li", { className: "suggestion-entry", dataset: { entryId: group.entry_id },
-        "aria-busy": "true" },
+      const item = el("li", { className: "suggestion-entry", dataset: { entryId: group.entry_id } },
       el("h3", { id: headingId },
         el("a", { href: entryHash(group.entry_id) }, group.title || group.entry_id),
         el("span", { className: "entry-id" }, group.entry_id)),
@@ -1276,10 +1300,9 @@
 
       function checked() {
         checking.remove();
-        item.removeAttribute("aria-busy");
         item.dataset.checked = "true";
-        // Several wordings without a conflict: all of them in one draft.
-        const clear = wordings.filter((w) => !w.conflict);
+        // Several checked wordings without a conflict: all of them in one draft.
+        const clear = wordings.filter((w) => !w.conflict && !w.unchecked);
         if (clear.length < 2) return;
         bulkActions.replaceChildren(el("button", { type: "button", className: "bulk-accept",
           "aria-describedby": headingId,
@@ -1290,7 +1313,6 @@
 
       function failed(text) {
         checking.textContent = "ほかの項目への影響を確かめられませんでした（" + text + "）。採用するときに確かめます。";
-        item.removeAttribute("aria-busy");
       }
 
       return { group, item, checked, failed };
@@ -1467,7 +1489,7 @@
       }
     }
 
-    return { load, count };
+    return { load, stop, count };
   }
 
   // ---------------------------------------------------------------- start

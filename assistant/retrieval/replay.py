@@ -126,13 +126,12 @@ def _accept_all(
             clear = [w for w in wordings if conflict_of(db, engine, group.entry_id, w.text) is None]
             skipped += len(wordings) - len(clear)
             wordings = clear
-        if not wordings:
-            continue
+        draft = None
         try:
-            draft = accept(db, group.entry_id, [(w.id, None) for w in wordings], actor=EDITOR)
-            accepted += len(wordings)
+            if wordings:
+                draft = accept(db, group.entry_id, [(w.id, None) for w in wordings], actor=EDITOR)
+                accepted += len(wordings)
         except InvalidEntry:
-            draft = None
             for wording in wordings:
                 try:
                     draft = accept(db, group.entry_id, [(wording.id, None)], actor=EDITOR)
